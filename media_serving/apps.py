@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MediaServingConfig(AppConfig):
+    name = "media_serving"
+    verbose_name = "Media serving"
