@@ -158,6 +158,9 @@ class EventDetection(models.Model):
     class Meta:
         indexes = [models.Index(fields=["event"], name="eventdet_event_idx")]
 
+    def __str__(self) -> str:
+        return f"event {self.event_id} ← detection {self.detection_id}"
+
 
 class AnalyzerBackend(models.TextChoices):
     LLAMACPP = "llamacpp"
@@ -224,6 +227,9 @@ class EventAudit(models.Model):
             choices_check("evaluation_status", EvaluationStatus, "eventaudit_evaluation_status_valid"),
         ]
 
+    def __str__(self) -> str:
+        return f"audit of event {self.event_id} ({self.backend})"
+
 
 class EntityType(models.TextChoices):
     PERSON = "person"
@@ -286,6 +292,9 @@ class ActivityBaseline(models.Model):
             models.CheckConstraint(condition=Q(hour__gte=0, hour__lte=23), name="activity_hour_range"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.camera_id} d{self.day_of_week} h{self.hour}: {self.avg_count:.2f}"
+
 
 class ClassBaseline(models.Model):
     camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="class_baselines")
@@ -301,6 +310,9 @@ class ClassBaseline(models.Model):
             models.UniqueConstraint(fields=["camera", "object_class", "hour"], name="class_baseline_slot_unique"),
             models.CheckConstraint(condition=Q(hour__gte=0, hour__lte=23), name="class_hour_range"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.camera_id} {self.object_class} h{self.hour}: {self.frequency:.2f}"
 
 
 class FeedbackType(models.TextChoices):

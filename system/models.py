@@ -83,6 +83,9 @@ class LogEntry(models.Model):
             choices_check("source", LogSource, "log_source_valid"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.level} {self.component}: {self.message[:60]}"
+
 
 class GPUStat(models.Model):
     id = models.BigAutoField(primary_key=True)
@@ -100,6 +103,9 @@ class GPUStat(models.Model):
     class Meta:
         verbose_name = "GPU stat"
         ordering = ["-recorded_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.host} GPU{self.gpu_index} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"
 
 
 class ApiKey(models.Model):

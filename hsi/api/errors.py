@@ -1,4 +1,4 @@
-"""RFC 7807 problem+json errors for every response under ``/``, ``/health``, ``/ready`` and ``/api/`` (CONTRACT §0.6)."""
+"""RFC 7807 problem+json errors for responses under ``/``, ``/health``, ``/ready`` and ``/api/`` (CONTRACT §0.6)."""
 
 from __future__ import annotations
 
