@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def resolve_folder(folder_path: str) -> Path:
     path = Path(folder_path)
     if not path.is_absolute():
         path = Path(settings.FOSCAM_BASE_PATH) / path
-    return Path(*path.parts)
+    return Path(os.path.normpath(path))
 
 
 class ZoneType(models.TextChoices):

@@ -96,6 +96,26 @@ from django.conf import settings as _settings  # noqa: E402
 _settings.DATABASES  # noqa: B018 - load settings now, so pytest-django sets Django up in pytest_configure
 
 
+def _apply_worker_key_prefix() -> None:
+    """Give this process its own Redis key prefix, even when settings were loaded before this module ran.
+
+    xdist workers inherit the controller's environment, so pytest-django may have read ``HSI_KEY_PREFIX`` of the
+    controller before this conftest could set the worker's own; the prefix is patched in place before any cache,
+    channel layer or Celery connection is created.
+    """
+    prefix = os.environ["HSI_KEY_PREFIX"]
+    _settings.HSI_KEY_PREFIX = prefix
+    if "KEY_PREFIX" in _settings.CACHES["default"]:
+        _settings.CACHES["default"]["KEY_PREFIX"] = prefix
+    layer_config = _settings.CHANNEL_LAYERS["default"].get("CONFIG")
+    if layer_config is not None:
+        layer_config["prefix"] = f"{prefix}:asgi"
+    _settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{prefix}:celery:"
+
+
+_apply_worker_key_prefix()
+
+
 def pytest_sessionfinish(session, exitstatus):
     _delete_prefixed_keys()
     for container in _containers:
