@@ -212,6 +212,7 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SAMESITE = "Lax"
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 # --- Pipeline (CONTRACT §4) ----------------------------------------------------------------------------------
 AUTO_CREATE_CAMERAS = env_bool("AUTO_CREATE_CAMERAS", True)
