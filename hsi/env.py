@@ -6,6 +6,7 @@ configuration stops start-up with a clear message (CONTRACT §7).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 
@@ -74,6 +75,8 @@ def env_float(
         number = float(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {value!r}")
     _check_range(name, number, minimum, maximum)
     return number
 

@@ -1,4 +1,9 @@
-"""Cross-cutting HTTP behaviour: request ids (§0.8), API headers (§6.3) and API-key authentication (§6.1)."""
+"""Cross-cutting HTTP behaviour: request ids (§0.8), response headers (§6.3) and API-key authentication (§6.1).
+
+``RequestIdMiddleware`` is the outermost middleware, so it is also where the headers that *every* response must
+carry are guaranteed: responses produced early by inner middleware (a 401 from ``ApiKeyMiddleware``, a CORS
+preflight answered by django-cors-headers) skip the inner ``XFrameOptionsMiddleware``.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,9 @@ from hsi.api.errors import problem_response
 from hsi.api.tiers import accepts_query_api_key, is_auth_exempt
 from hsi.net import client_ip
 
-_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+_HEADER_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class RequestIdMiddleware:
@@ -22,24 +28,74 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         offered = request.META.get("HTTP_X_REQUEST_ID", "")
-        request.request_id = offered if _CLIENT_REQUEST_ID.match(offered) else uuid.uuid4().hex
+        request.request_id = offered if _CLIENT_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
+        _ensure_security_headers(response)
+        _echo_preflight_headers(request, response)
         return response
 
 
+def _ensure_security_headers(response) -> None:
+    """The headers of CONTRACT §6.3 on every response, whichever middleware produced it."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", settings.SECURE_REFERRER_POLICY or "same-origin")
+    response.headers.setdefault(
+        "Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY or "same-origin"
+    )
+    if not getattr(response, "xframe_options_exempt", False):
+        response.headers.setdefault("X-Frame-Options", settings.X_FRAME_OPTIONS)
+
+
+def _echo_preflight_headers(request, response) -> None:
+    """An allowed preflight answers ``Access-Control-Allow-Headers`` with the headers the browser asked for.
+
+    django-cors-headers answers with a fixed list that lacks ``X-API-Key``; browsers would then refuse every
+    authenticated cross-origin call.
+    """
+    if not _is_preflight(request) or "Access-Control-Allow-Origin" not in response.headers:
+        return
+    requested = request.META.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "")
+    names = [name.strip() for name in requested.split(",") if name.strip()]
+    names = [name for name in names if _HEADER_TOKEN.fullmatch(name)]
+    if names:
+        response["Access-Control-Allow-Headers"] = ", ".join(dict.fromkeys(names))
+
+
 class ApiResponseHeadersMiddleware:
-    """JSON under /api/ is never cached by intermediaries (media sets its own Cache-Control)."""
+    """JSON under /api/ is never cached by intermediaries (media sets its own Cache-Control).
+
+    It also gives a streamed (chunked) request body its length: ASGI servers pass such bodies without a
+    ``Content-Length``, and Django/DRF would then treat the body as empty instead of parsing it or refusing it
+    as too large (CONTRACT §0.4).
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        _measure_streamed_body(request)
         response = self.get_response(request)
         content_type = response.get("Content-Type", "")
         if request.path.startswith("/api/") and "json" in content_type and not response.has_header("Cache-Control"):
             response["Cache-Control"] = "no-store"
         return response
+
+
+def _measure_streamed_body(request) -> None:
+    if request.META.get("CONTENT_LENGTH") or getattr(request, "_read_started", True):
+        return
+    stream = getattr(request, "_stream", None)
+    try:
+        if stream is None or not stream.seekable():
+            return
+        start = stream.tell()
+        size = stream.seek(0, 2) - start
+        stream.seek(start)
+    except (AttributeError, OSError, ValueError):
+        return
+    if size > 0:
+        request.META["CONTENT_LENGTH"] = str(size)
 
 
 def _is_preflight(request) -> bool:
@@ -88,8 +144,14 @@ class ApiKeyMiddleware:
         from system.services import Actor, audit_record_throttled
 
         ip = client_ip(request)
+        agent = request.META.get("HTTP_USER_AGENT")
         audit_record_throttled(
-            Actor(name="anonymous", ip_address=ip, request_id=request.request_id),
+            Actor(
+                name="anonymous",
+                ip_address=ip,
+                user_agent=agent[:500] if agent else None,
+                request_id=request.request_id,
+            ),
             "auth_failed",
             "request",
             key=ip or "unknown",

@@ -6,6 +6,7 @@ variable. Nothing else in the project reads ``os.environ`` for configuration.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import socket
 from pathlib import Path
@@ -189,6 +190,11 @@ API_KEYS = env_str("API_KEYS", "")
 METRICS_REQUIRE_API_KEY = env_bool("METRICS_REQUIRE_API_KEY", False)
 ADMIN_API_ENABLED = env_bool("ADMIN_API_ENABLED", False)
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "127.0.0.1,::1")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES entry {_proxy!r} is not an IP address or CIDR") from None
 THROTTLE_ENABLED = env_bool("THROTTLE_ENABLED", True)
 THROTTLE_DEFAULT_RATE = env_rate("THROTTLE_DEFAULT_RATE", "60/min")
 THROTTLE_MEDIA_RATE = env_rate("THROTTLE_MEDIA_RATE", "120/min")
@@ -202,6 +208,17 @@ else:
     CORS_ALLOWED_ORIGINS = CORS_ALLOWED_ORIGINS_RAW
     CORS_ALLOW_CREDENTIALS = True
 CORS_EXPOSE_HEADERS = ["Content-Disposition", "Content-Range", "Retry-After", "X-Request-ID", "X-Export-Truncated"]
+CORS_ALLOW_HEADERS = [
+    "accept",
+    "authorization",
+    "content-type",
+    "origin",
+    "user-agent",
+    "x-api-key",
+    "x-csrftoken",
+    "x-request-id",
+    "x-requested-with",
+]
 CORS_ALLOW_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 CORS_PREFLIGHT_MAX_AGE = 600
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)

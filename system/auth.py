@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from system.models import ApiKey
@@ -34,12 +35,19 @@ class EnvKey:
 
 @lru_cache(maxsize=4)
 def _env_keys(raw: str) -> tuple[EnvKey, ...]:
+    """``API_KEYS`` entries: ``name=key`` names a key; a bare key is ``env-<position>``.
+
+    A bare key may itself end in ``=`` padding (base64): an entry whose part after the first ``=`` is empty or
+    only ``=`` is a bare key, never a name with an empty key.
+    """
     keys = []
     for index, entry in enumerate((e.strip() for e in raw.split(",") if e.strip()), start=1):
-        name, sep, key = entry.partition("=")
-        if not sep:
-            name, key = f"env-{index}", entry
-        keys.append(EnvKey(name=name.strip(), key_hash=hash_key(key.strip())))
+        name, _, key = (part.strip() for part in entry.partition("="))
+        if not key.strip("="):
+            name, key = "", entry
+        if not key:
+            continue
+        keys.append(EnvKey(name=name or f"env-{index}", key_hash=hash_key(key)))
     return tuple(keys)
 
 
@@ -62,5 +70,8 @@ def authenticate_key(key: str) -> str | None:
     if not row.is_active(now):
         return None
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=row.pk).update(last_used_at=now)
+        # Conditional, so concurrent requests of the same minute write the row once.
+        ApiKey.objects.filter(pk=row.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
+        ).update(last_used_at=now)
     return row.name

@@ -8,7 +8,7 @@ detections be deleted with one statement. Runs after every ``migrate`` and is id
 from __future__ import annotations
 
 from django.apps import apps
-from django.db import connections, models
+from django.db import connections, models, transaction
 
 OUR_APPS = ("cameras", "events", "alerts", "pipeline", "system")
 _ACTIONS = {models.CASCADE: ("c", "CASCADE"), models.SET_NULL: ("n", "SET NULL")}
@@ -42,6 +42,7 @@ def ensure_database_cascades(using: str = "default", **kwargs) -> int:
     if connection.vendor != "postgresql":
         return 0
     changed = 0
+    qn = connection.ops.quote_name
     with connection.cursor() as cursor:
         for table, column, ref_table, ref_column, on_delete in desired_actions():
             code, sql_action = _ACTIONS[on_delete]
@@ -57,12 +58,14 @@ def ensure_database_cascades(using: str = "default", **kwargs) -> int:
             for name, current, deferrable, deferred in cursor.fetchall():
                 if current == code:
                     continue
-                timing = " DEFERRABLE INITIALLY DEFERRED" if deferrable and deferred else ""
-                qn = connection.ops.quote_name
-                cursor.execute(f"ALTER TABLE {qn(table)} DROP CONSTRAINT {qn(name)}")
-                cursor.execute(
-                    f"ALTER TABLE {qn(table)} ADD CONSTRAINT {qn(name)} FOREIGN KEY ({qn(column)}) "
-                    f"REFERENCES {qn(ref_table)} ({qn(ref_column)}) ON DELETE {sql_action}{timing}"
-                )
+                timing = ""
+                if deferrable:
+                    timing = " DEFERRABLE INITIALLY DEFERRED" if deferred else " DEFERRABLE INITIALLY IMMEDIATE"
+                definition = f"FOREIGN KEY ({qn(column)}) REFERENCES {qn(ref_table)} ({qn(ref_column)})"
+                with transaction.atomic(using=using):  # never leave the table without its constraint
+                    cursor.execute(f"ALTER TABLE {qn(table)} DROP CONSTRAINT {qn(name)}")
+                    cursor.execute(
+                        f"ALTER TABLE {qn(table)} ADD CONSTRAINT {qn(name)} {definition} ON DELETE {sql_action}{timing}"
+                    )
                 changed += 1
     return changed

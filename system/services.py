@@ -15,6 +15,9 @@ from system.auth import generate_key, hash_key
 from system.models import ApiKey, AuditLog, AuditStatus
 
 SECRET_MASK = "***"
+# Field and nested-key names whose values never appear in an audit row, whatever the caller passes (§6.8, §7).
+SECRET_NAMES = frozenset({"secret", "password", "api_key", "key_hash", "token"})
+AUDIT_THROTTLE_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -59,41 +62,67 @@ def audit_record(
     status: str = AuditStatus.SUCCESS,
 ) -> AuditLog:
     return AuditLog.objects.create(
-        action=action,
-        resource_type=resource_type,
-        resource_id=None if resource_id is None else str(resource_id),
+        action=action[:50],
+        resource_type=resource_type[:50],
+        resource_id=None if resource_id is None else str(resource_id)[:255],
         actor=actor.name[:150],
         ip_address=actor.ip_address,
-        user_agent=actor.user_agent,
-        request_id=actor.request_id,
+        user_agent=actor.user_agent[:500] if actor.user_agent else None,
+        request_id=actor.request_id[:64] if actor.request_id else None,
         details=details or {},
         status=status,
     )
 
 
 def audit_record_throttled(actor: Actor, action: str, resource_type: str, *, key: str, **kwargs) -> AuditLog | None:
-    """At most one row per ``key`` (e.g. action + client IP) per minute (§6.1, §6.2, §6.8)."""
-    if not cache.add(f"hsi:audit-throttle:{action}:{key}", 1, 60):
-        return None
+    """At most one row per ``action`` and ``key`` (e.g. the client IP) per minute (§6.1, §6.2, §6.8).
+
+    The cache entry holds the time of the recorded row, so the minute follows the application clock (and a
+    test's time-machine), not only the cache's own expiry.
+    """
+    cache_key = f"hsi:audit-throttle:{action}:{key}"
+    now = timezone.now().timestamp()
+    if not cache.add(cache_key, now, AUDIT_THROTTLE_SECONDS):
+        recorded = cache.get(cache_key)
+        if recorded is not None and now - float(recorded) < AUDIT_THROTTLE_SECONDS:
+            return None
+        cache.set(cache_key, now, AUDIT_THROTTLE_SECONDS)
     return audit_record(actor, action, resource_type, **kwargs)
 
 
 def changes_between(before: dict, after: dict, secret_fields: frozenset[str] = frozenset()) -> dict:
-    """``{field: {old, new}}`` for the fields whose value differs; secrets masked."""
+    """``{field: {old, new}}`` for the fields whose value differs.
+
+    Secrets are shown as ``***``: the fields named in ``secret_fields`` or in ``SECRET_NAMES``, and keys of those
+    names nested in JSON values (e.g. a channel ``config`` carrying a ``password``).
+    """
+    secrets = SECRET_NAMES | secret_fields
     changes = {}
     for field, new in after.items():
         old = before.get(field)
         if old != new:
-            if field in secret_fields:
+            if field in secrets:
                 old, new = SECRET_MASK, SECRET_MASK
-            changes[field] = {"old": _jsonable(old), "new": _jsonable(new)}
+            changes[field] = {"old": _masked(_jsonable(old), secrets), "new": _masked(_jsonable(new), secrets)}
     return changes
+
+
+def _masked(value: Any, secrets: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: SECRET_MASK if k in secrets else _masked(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(item, secrets) for item in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, list | dict | str | int | float | bool) or value is None:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
 

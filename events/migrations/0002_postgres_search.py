@@ -40,7 +40,8 @@ FORWARD = [
     EXECUTE FUNCTION cameras_camera_refresh_event_search()
     """,
     "CREATE INDEX IF NOT EXISTS events_search_vector_gin ON events_event USING gin (search_vector)",
-    "CREATE INDEX IF NOT EXISTS events_object_types_trgm ON events_event USING gin (object_types gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS events_object_types_trgm ON events_event USING gin (object_types gin_trgm_ops)"
+    " WITH (fastupdate = off)",
     "CREATE INDEX IF NOT EXISTS events_live_started_idx ON events_event (started_at) WHERE deleted_at IS NULL",
     "CREATE INDEX IF NOT EXISTS events_detection_detected_brin ON events_detection USING brin (detected_at)",
 ]

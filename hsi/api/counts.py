@@ -11,7 +11,8 @@ import hashlib
 import time
 
 from django.core.cache import cache
-from django.db import transaction
+from django.core.exceptions import EmptyResultSet
+from django.db import connections, transaction
 from django.db.models import QuerySet
 
 COUNT_TTL_SECONDS = 300
@@ -21,15 +22,29 @@ def _generation_key(scope: str) -> str:
     return f"hsi:countgen:{scope}"
 
 
-def cached_count(queryset: QuerySet, scopes: tuple[str, ...]) -> int:
+def cached_count(queryset: QuerySet, scopes: tuple[str, ...] = ("events",)) -> int:
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:  # e.g. ``id__in=[]``: matches nothing, and has no SQL to key a cache entry on
+        return 0
+    if _has_uncommitted_writes(queryset.db):
+        # A total seen inside a transaction that wrote is not what other connections see (nor what they will see
+        # if it rolls back): count, but neither trust nor fill the shared cache.
+        return queryset.count()
     generations = cache.get_many([_generation_key(s) for s in scopes])
-    signature = str(queryset.query) + "|" + "|".join(str(generations.get(_generation_key(s), 0)) for s in scopes)
+    stamps = "|".join(str(generations.get(_generation_key(s), 0)) for s in scopes)
+    signature = f"{queryset.db}|{sql}|{params!r}|{stamps}"
     key = "hsi:count:" + hashlib.sha1(signature.encode(), usedforsecurity=False).hexdigest()
     total = cache.get(key)
     if total is None:
         total = queryset.count()
         cache.set(key, total, COUNT_TTL_SECONDS)
     return total
+
+
+def _has_uncommitted_writes(using: str) -> bool:
+    connection = connections[using]
+    return connection.in_atomic_block and bool(connection.run_on_commit)
 
 
 def invalidate_counts(*scopes: str) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -80,6 +83,10 @@ class FieldValidationError(ApiError):
         self.errors = errors
 
 
+def payload_too_large_detail() -> str:
+    return f"Request body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+
+
 def problem_body(request_path: str, status_code: int, code: str, detail: str, request_id: str | None) -> dict:
     return {
         "type": f"urn:hsi:problem:{code}",
@@ -98,7 +105,9 @@ def problem_response(
     """A plain Django response carrying a problem document; usable outside DRF views (middleware, handlers)."""
     body = problem_body(request.path, status_code, code, detail, getattr(request, "request_id", None))
     body.update(extensions)
-    response = HttpResponse(json.dumps(body), status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+    response = HttpResponse(
+        json.dumps(body, cls=DjangoJSONEncoder), status=status_code, content_type=PROBLEM_CONTENT_TYPE
+    )
     for name, value in (headers or {}).items():
         response[name] = value
     return response
@@ -147,19 +156,25 @@ def _classify(exc: Exception) -> tuple[int, str, str, dict, dict]:
         return 415, "unsupported_media_type", str(exc.detail), {}, {}
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         return 405, "method_not_allowed", str(exc.detail), {}, {}
-    if isinstance(exc, Http404 | drf_exceptions.NotFound):
+    if isinstance(exc, drf_exceptions.NotFound):
+        return 404, "not_found", str(exc.detail), {}, {}
+    if isinstance(exc, Http404):
         return 404, "not_found", "Not found", {}, {}
     if isinstance(exc, drf_exceptions.NotAuthenticated):
         return 401, "authentication_required", str(exc.detail), {}, {"WWW-Authenticate": "ApiKey"}
     if isinstance(exc, drf_exceptions.AuthenticationFailed):
         return 401, "invalid_api_key", str(exc.detail), {}, {"WWW-Authenticate": "ApiKey"}
-    if isinstance(exc, PermissionDenied | drf_exceptions.PermissionDenied):
+    if isinstance(exc, drf_exceptions.PermissionDenied):
+        return 403, "forbidden", str(exc.detail), {}, {}
+    if isinstance(exc, PermissionDenied):
         return 403, "forbidden", "Forbidden", {}, {}
     if isinstance(exc, drf_exceptions.Throttled):
-        wait = max(1, int(exc.wait or 1))
+        wait = max(1, math.ceil(exc.wait or 1))
         return 429, "rate_limited", "Rate limit exceeded", {}, {"Retry-After": str(wait)}
     if isinstance(exc, RequestDataTooBig):
-        return 413, "payload_too_large", "Request body too large", {}, {}
+        return 413, "payload_too_large", payload_too_large_detail(), {}, {}
+    if isinstance(exc, SuspiciousOperation):
+        return 400, "bad_request", "Bad request", {}, {}
     if isinstance(exc, drf_exceptions.APIException):
         code = {413: "payload_too_large", 415: "unsupported_media_type"}.get(exc.status_code, "bad_request")
         return exc.status_code, code, str(exc.detail), {}, {}

@@ -31,26 +31,40 @@ def parse_bool(value: str) -> bool:
 
 
 def parse_instant(value: str, *, end_of_day: bool = False) -> dt.datetime:
-    """ISO 8601 date or date-time → aware UTC datetime (CONTRACT §0.3)."""
+    """ISO 8601 date or date-time → aware UTC datetime (CONTRACT §0.3).
+
+    A date-only value is 00:00:00 of that day, or its last microsecond with ``end_of_day``; a naive date-time is
+    UTC. (``datetime.fromisoformat`` also accepts a bare date, so the date form is recognised first.)
+    """
     text = value.strip()
-    parsed: dt.datetime | None = None
-    try:
-        parsed = parse_datetime(text.replace(" ", "T", 1) if "T" not in text and " " in text else text)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        try:
-            day = parse_date(text)
-        except ValueError:
-            day = None
-        if day is None:
-            raise forms.ValidationError("Must be an ISO 8601 date or date-time")
+    day = _parse_day(text)
+    if day is not None:
         parsed = dt.datetime.combine(day, dt.time.max if end_of_day else dt.time.min)
+    else:
+        try:
+            parsed = parse_datetime(text)
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise forms.ValidationError("Must be an ISO 8601 date or date-time")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    if not (1 <= parsed.year <= 9998):
+    try:
+        instant = parsed.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        raise forms.ValidationError("Date out of range") from None
+    if not (1 <= instant.year <= 9998):
         raise forms.ValidationError("Date out of range")
-    return parsed.astimezone(dt.UTC)
+    return instant
+
+
+def _parse_day(text: str) -> dt.date | None:
+    if "T" in text.upper() or ":" in text or " " in text:
+        return None
+    try:
+        return parse_date(text)
+    except ValueError:
+        return None
 
 
 class StrictBooleanField(forms.Field):

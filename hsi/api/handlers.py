@@ -1,9 +1,14 @@
 """Django-level error handlers: requests that never reach a DRF view still get problem+json (CONTRACT §0.6)."""
 
-from hsi.api.errors import problem_response
+from django.core.exceptions import RequestDataTooBig
+
+from hsi.api.errors import payload_too_large_detail, problem_response
 
 
 def bad_request(request, exception=None):
+    if isinstance(exception, RequestDataTooBig):
+        # Django turns an oversized body read outside a DRF view (e.g. request.POST in middleware) into a 400.
+        return problem_response(request, 413, "payload_too_large", payload_too_large_detail())
     return problem_response(request, 400, "bad_request", "Bad request")
 
 

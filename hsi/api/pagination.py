@@ -6,6 +6,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,10 @@ from django.utils.dateparse import parse_datetime
 from hsi.api.errors import BadRequest, FieldValidationError
 
 CURSOR_MAX_LENGTH = 512
+MAX_ROW_ID = 2**63 - 1  # bigint primary keys
+# An OFFSET past this cannot match a row of any table and would overflow PostgreSQL's bigint OFFSET.
+MAX_OFFSET = 2**62
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _CURSOR_MIN = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _CURSOR_MAX = dt.datetime(2100, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
 
@@ -53,7 +58,7 @@ def decode_cursor(text: str) -> Cursor:
         timestamp = parse_datetime(data["t"])
     except ValueError:
         timestamp = None
-    if timestamp is None or data["id"] <= 0:
+    if timestamp is None or not 0 < data["id"] <= MAX_ROW_ID:
         raise invalid
     if timestamp.tzinfo is None:
         timestamp = timestamp.replace(tzinfo=dt.UTC)
@@ -64,12 +69,11 @@ def decode_cursor(text: str) -> Cursor:
 
 def _int_param(params, name: str, default: int, minimum: int, maximum: int | None) -> int:
     raw = params.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise FieldValidationError({name: "Must be an integer"}) from None
+    if not _INTEGER.fullmatch(raw.strip()):
+        raise FieldValidationError({name: "Must be an integer"})
+    value = int(raw)
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
         raise FieldValidationError({name: f"Must be {bound}"})
@@ -77,12 +81,18 @@ def _int_param(params, name: str, default: int, minimum: int, maximum: int | Non
 
 
 def parse_page(request, *, default: int, maximum: int, cursor: bool = False) -> PageRequest:
-    params = request.query_params
+    """``limit``/``offset`` (422 when out of range) and, on cursor-capable lists, ``cursor`` (400 when invalid).
+
+    With a cursor, ``offset`` is ignored altogether (CONTRACT §0.5); an empty ``cursor=`` means no cursor.
+    """
+    params = getattr(request, "query_params", None)
+    if params is None:
+        params = request.GET
     limit = _int_param(params, "limit", default, 1, maximum)
-    offset = _int_param(params, "offset", 0, 0, None)
     raw_cursor = params.get("cursor") if cursor else None
-    if raw_cursor is not None:
+    if raw_cursor:
         return PageRequest(limit=limit, offset=0, cursor=decode_cursor(raw_cursor))
+    offset = _int_param(params, "offset", 0, 0, None)
     return PageRequest(limit=limit, offset=offset)
 
 
@@ -100,6 +110,8 @@ def envelope(items: list, *, total: int, page: PageRequest, has_more: bool, next
 
 
 def offset_slice(queryset: QuerySet, page: PageRequest) -> tuple[list, bool]:
+    if page.offset > MAX_OFFSET:
+        return [], False
     rows = list(queryset[page.offset : page.offset + page.limit + 1])
     return rows[: page.limit], len(rows) > page.limit
 
