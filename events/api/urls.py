@@ -1,1 +1,22 @@
-urlpatterns: list = []
+"""Routes of the event and detection endpoints (included under ``/api/``). Ids are 1–18 digits, so a path
+parameter of the wrong shape (``/api/events/abc``) or beyond the 64-bit range matches no route: 404 (§0.2)."""
+
+from django.urls import re_path
+
+from . import views
+
+ID = r"(?P<{}>[0-9]{{1,18}})"
+EVENT = ID.format("event_id")
+DETECTION = ID.format("detection_id")
+
+urlpatterns = [
+    re_path(r"^events/?$", views.EventListView.as_view(), name="event-list"),
+    re_path(r"^events/stats/?$", views.EventStatsView.as_view(), name="event-stats"),
+    re_path(r"^events/deleted/?$", views.DeletedEventListView.as_view(), name="event-trash"),
+    re_path(rf"^events/{EVENT}/?$", views.EventDetailView.as_view(), name="event-detail"),
+    re_path(rf"^events/{EVENT}/restore/?$", views.EventRestoreView.as_view(), name="event-restore"),
+    re_path(rf"^events/{EVENT}/detections/?$", views.EventDetectionListView.as_view(), name="event-detections"),
+    re_path(r"^detections/?$", views.DetectionListView.as_view(), name="detection-list"),
+    re_path(r"^detections/stats/?$", views.DetectionStatsView.as_view(), name="detection-stats"),
+    re_path(rf"^detections/{DETECTION}/?$", views.DetectionDetailView.as_view(), name="detection-detail"),
+]

@@ -87,3 +87,9 @@ def test_process_environment_is_read_when_no_mapping_is_given(monkeypatch):
     monkeypatch.setenv("HSI_TEST_ONLY_VALUE", "17")
 
     assert env_int("HSI_TEST_ONLY_VALUE", 0) == 17
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf"])
+def test_non_finite_floats_are_rejected(raw):
+    with pytest.raises(ImproperlyConfigured, match="RETRY_JITTER"):
+        env_float("RETRY_JITTER", 0.25, minimum=0, environ={"RETRY_JITTER": raw})
