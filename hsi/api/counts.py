@@ -31,14 +31,17 @@ def cached_count(queryset: QuerySet, scopes: tuple[str, ...] = ("events",)) -> i
         # A total seen inside a transaction that wrote is not what other connections see (nor what they will see
         # if it rolls back): count, but neither trust nor fill the shared cache.
         return queryset.count()
-    generations = cache.get_many([_generation_key(s) for s in scopes])
-    stamps = "|".join(str(generations.get(_generation_key(s), 0)) for s in scopes)
-    signature = f"{queryset.db}|{sql}|{params!r}|{stamps}"
+    database = connections[queryset.db].settings_dict["NAME"]
+    signature = f"{queryset.db}|{database}|{sql}|{params!r}"
     key = "hsi:count:" + hashlib.sha1(signature.encode(), usedforsecurity=False).hexdigest()
-    total = cache.get(key)
-    if total is None:
-        total = queryset.count()
-        cache.set(key, total, COUNT_TTL_SECONDS)
+    generation_keys = [_generation_key(s) for s in scopes]
+    found = cache.get_many([key, *generation_keys])  # one round trip: the total and the generations it needs
+    stamps = tuple(found.get(g, 0) for g in generation_keys)
+    entry = found.get(key)
+    if entry is not None and tuple(entry[0]) == stamps:
+        return entry[1]
+    total = queryset.count()
+    cache.set(key, (stamps, total), COUNT_TTL_SECONDS)
     return total
 
 

@@ -206,7 +206,7 @@ def test_counts_of_different_filters_do_not_collide():
     assert cached_count(Event.objects.filter(risk_level="high")) == 1
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_committed_totals_are_cached_until_the_scope_is_invalidated():
     camera = front_door()
     EventFactory(camera=camera)
@@ -220,7 +220,7 @@ def test_committed_totals_are_cached_until_the_scope_is_invalidated():
     assert cached_count(queryset) == 2
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_rolled_back_write_never_leaves_its_total_in_the_cache():
     camera = front_door()
     EventFactory(camera=camera)
@@ -235,7 +235,7 @@ def test_a_rolled_back_write_never_leaves_its_total_in_the_cache():
     assert cached_count(queryset) == 1
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_invalidating_one_scope_keeps_the_other_cached():
     camera = front_door()
     DetectionFactory(camera=camera)
