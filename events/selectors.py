@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Avg, Case, CharField, Count, Exists, F, Func, OuterRef, Q, QuerySet, Subquery, When
 
 from hsi.api.counts import cached_count
 from hsi.api.errors import NotFound
+from hsi.api.json_sql import IsoTimestamp, JsonObject, PrerenderedItems
 from hsi.api.pagination import PageRequest, envelope, keyset_slice, offset_slice
 
 from .models import Detection, Event, EventDetection, MediaType, RiskLevel
@@ -227,6 +228,83 @@ def _event_items(rows: list[dict]) -> list[dict]:
     return [event_json(row) for row in rows]
 
 
+def _vendor() -> str:
+    return connections[DEFAULT_DB_ALIAS].vendor
+
+
+def _detection_links(outer: str = "id") -> QuerySet:
+    return EventDetection.objects.filter(event_id=OuterRef(outer))
+
+
+def _event_item_sql() -> JsonObject:
+    """The event list item of ``event_json`` as one PostgreSQL JSON expression (same keys, same values)."""
+    links = _detection_links()
+    best = Subquery(links.order_by("-detection__confidence", "detection_id").values("detection_id")[:1])
+    fields = [
+        ("id", F("id")),
+        ("batch_id", F("batch_id")),
+        ("camera_id", F("camera_id")),
+        ("camera_name", F("camera__name")),
+        ("started_at", IsoTimestamp("started_at")),
+        ("ended_at", IsoTimestamp("ended_at")),
+        ("risk_score", F("risk_score")),
+        ("risk_level", F("risk_level")),
+        ("summary", F("summary")),
+        ("recommended_action", F("recommended_action")),
+        ("analysis_status", F("analysis_status")),
+        ("is_fast_path", F("is_fast_path")),
+        ("anomaly_score", F("anomaly_score")),
+        ("suppressed", F("suppressed")),
+        (
+            "object_types",
+            Func(
+                F("object_types"),
+                template="(CASE WHEN %(expressions)s = '' THEN '[]'::json"
+                " ELSE to_json(string_to_array(%(expressions)s, ',')) END)",
+            ),
+        ),
+        ("detection_count", F("detection_count")),
+        (
+            "detection_ids",
+            Func(ArraySubquery(links.order_by("detection_id").values("detection_id")), function="to_json"),
+        ),
+        ("thumbnail_url", Func(best, template="('/api/media/detections/' || (%(expressions)s)::text)")),
+        ("reviewed", F("reviewed")),
+        ("reviewed_at", IsoTimestamp("reviewed_at")),
+        ("flagged", F("flagged")),
+        ("notes", F("notes")),
+        ("snooze_until", IsoTimestamp("snooze_until")),
+        ("feedback_type", F("feedback__feedback_type")),
+        ("deleted_at", IsoTimestamp("deleted_at")),
+        ("version", F("version")),
+        ("created_at", IsoTimestamp("created_at")),
+        ("updated_at", IsoTimestamp("updated_at")),
+    ]
+    return JsonObject(fields)
+
+
+@functools.cache
+def _event_json_rows() -> QuerySet:
+    """PostgreSQL: (item JSON text, started_at, deleted_at, id) per event; a template cloned by every list."""
+    return Event.objects.annotate(item_json=_event_item_sql()).values_list(
+        "item_json", "started_at", "deleted_at", "id"
+    )
+
+
+def _event_page_rows(queryset_filter: Q, refine: Refine, page: PageRequest, time_field: str):
+    """One page of event items: JSON rendered by PostgreSQL, or dicts built in Python elsewhere."""
+    if _vendor() == "postgresql":
+        position = {"started_at": 1, "deleted_at": 2}[time_field]
+        rows, has_more, next_cursor = keyset_slice(
+            refine(_event_json_rows().filter(queryset_filter)), page, time_field, lambda r: (r[position], r[3])
+        )
+        return PrerenderedItems(row[0] for row in rows), has_more, next_cursor
+    rows, has_more, next_cursor = keyset_slice(
+        refine(event_rows().filter(queryset_filter)), page, time_field, lambda row: (row[time_field], row["id"])
+    )
+    return _event_items(rows), has_more, next_cursor
+
+
 def _count_key(queryset: QuerySet) -> QuerySet:
     """The same rows, as the cheapest query to compile into the cache key of its total."""
     return queryset.order_by().values("pk")
@@ -234,23 +312,16 @@ def _count_key(queryset: QuerySet) -> QuerySet:
 
 def event_page(page: PageRequest, *, refine: Refine = _unfiltered, count_scopes=EVENT_COUNT_SCOPES) -> dict:
     """One page of live event list items, newest ``started_at`` first (offset or keyset cursor)."""
-    rows, has_more, next_cursor = keyset_slice(
-        refine(event_rows().filter(deleted_at__isnull=True)),
-        page,
-        "started_at",
-        lambda row: (row["started_at"], row["id"]),
-    )
+    items, has_more, next_cursor = _event_page_rows(Q(deleted_at__isnull=True), refine, page, "started_at")
     total = cached_count(_count_key(refine(live_events())), count_scopes)
-    return envelope(_event_items(rows), total=total, page=page, has_more=has_more, next_cursor=next_cursor)
+    return envelope(items, total=total, page=page, has_more=has_more, next_cursor=next_cursor)
 
 
 def deleted_event_page(page: PageRequest) -> dict:
     """The trash: soft-deleted events, most recently deleted first, with a cursor on (deleted_at, id)."""
-    rows, has_more, next_cursor = keyset_slice(
-        event_rows().filter(deleted_at__isnull=False), page, "deleted_at", lambda row: (row["deleted_at"], row["id"])
-    )
+    items, has_more, next_cursor = _event_page_rows(Q(deleted_at__isnull=False), _unfiltered, page, "deleted_at")
     total = cached_count(_count_key(deleted_events()), EVENT_COUNT_SCOPES)
-    return envelope(_event_items(rows), total=total, page=page, has_more=has_more, next_cursor=next_cursor)
+    return envelope(items, total=total, page=page, has_more=has_more, next_cursor=next_cursor)
 
 
 def event_list_item(event_id: int) -> dict | None:
@@ -345,13 +416,65 @@ def _detection_rows() -> QuerySet:
     return Detection.objects.values(*DETECTION_COLUMNS)
 
 
+def _detection_item_sql() -> JsonObject:
+    """The Detection JSON of ``_detection_json`` as one PostgreSQL JSON expression."""
+    id_text = "(%(expressions)s)::text"
+    fields = [
+        ("id", F("id")),
+        ("camera_id", F("camera_id")),
+        ("batch_id", F("batch_id")),
+        ("event_id", F("event_link__event_id")),
+        ("entity_id", F("entity_id")),
+        ("file_path", F("file_path")),
+        ("file_type", F("file_type")),
+        ("media_type", F("media_type")),
+        ("detected_at", IsoTimestamp("detected_at")),
+        ("object_type", F("object_type")),
+        ("confidence", F("confidence")),
+        *((name, F(name)) for name in ("bbox_x", "bbox_y", "bbox_width", "bbox_height", "image_width", "image_height")),
+        *((name, F(name)) for name in ("frame_time_seconds", "video_duration", "video_codec")),
+        ("video_width", F("video_width")),
+        ("video_height", F("video_height")),
+        ("zone_ids", F("zone_ids")),
+        ("entity_similarity", F("entity_similarity")),
+        ("enrichment_data", F("enrichment_data")),
+        ("thumbnail_url", Func(F("id"), template=f"('/api/detections/' || {id_text} || '/thumbnail')")),
+        ("image_url", Func(F("id"), template=f"('/api/detections/' || {id_text} || '/image')")),
+        (
+            "video_url",
+            Case(
+                When(
+                    media_type=MediaType.VIDEO,
+                    then=Func(F("id"), template=f"('/api/detections/' || {id_text} || '/video')"),
+                ),
+                default=None,
+                output_field=CharField(),
+            ),
+        ),
+        ("created_at", IsoTimestamp("created_at")),
+    ]
+    return JsonObject(fields)
+
+
+@functools.cache
+def _detection_json_rows() -> QuerySet:
+    """PostgreSQL: (item JSON text, detected_at, id) per detection; a template cloned by every list."""
+    return Detection.objects.annotate(item_json=_detection_item_sql()).values_list("item_json", "detected_at", "id")
+
+
 def detection_page(page: PageRequest, *, refine: Refine = _unfiltered, count_scopes=DETECTION_COUNT_SCOPES) -> dict:
     """One page of Detection JSON, newest ``detected_at`` first (offset or keyset cursor)."""
-    rows, has_more, next_cursor = keyset_slice(
-        refine(_detection_rows().all()), page, "detected_at", lambda row: (row["detected_at"], row["id"])
-    )
+    if _vendor() == "postgresql":
+        rows, has_more, next_cursor = keyset_slice(
+            refine(_detection_json_rows().all()), page, "detected_at", lambda row: (row[1], row[2])
+        )
+        items = PrerenderedItems(row[0] for row in rows)
+    else:
+        rows, has_more, next_cursor = keyset_slice(
+            refine(_detection_rows().all()), page, "detected_at", lambda row: (row["detected_at"], row["id"])
+        )
+        items = [_detection_json(row) for row in rows]
     total = cached_count(_count_key(refine(all_detections())), count_scopes)
-    items = [_detection_json(row) for row in rows]
     return envelope(items, total=total, page=page, has_more=has_more, next_cursor=next_cursor)
 
 

@@ -48,6 +48,13 @@ if DATABASE_URL:
         raise ImproperlyConfigured("DATABASE_URL must be postgres://, postgresql:// or sqlite:///path")
 else:
     _default_db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(HSI_DATA_DIR / "hsi.sqlite3")}
+if _default_db["ENGINE"] == "django.db.backends.postgresql":
+    # Server-side parameters plus psycopg's automatic prepared statements: a list query is planned once per
+    # connection instead of on every request (planning the events page costs more than running it). Set
+    # DATABASE_PREPARE_THRESHOLD=0 behind a transaction-pooling proxy such as PgBouncer.
+    _prepare_threshold = env_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0)
+    if _prepare_threshold:
+        _default_db["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": _prepare_threshold}
 if _default_db["ENGINE"] == "django.db.backends.sqlite3":
     _default_db["CONN_MAX_AGE"] = 0
     _default_db["OPTIONS"] = {

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from events import selectors, services
+from hsi.api.json_sql import json_response
 from hsi.api.pagination import parse_page
 from hsi.api.views import ApiView
 from system.services import actor_from_request
@@ -28,7 +29,7 @@ class EventListView(ApiView):
     def get(self, request):
         filters = EventListFilters(request.query_params)
         page = parse_page(request, default=LIST_LIMIT_DEFAULT, maximum=LIST_LIMIT_MAX, cursor=True)
-        return Response(selectors.event_page(page, refine=filters.apply, count_scopes=filters.count_scopes))
+        return json_response(selectors.event_page(page, refine=filters.apply, count_scopes=filters.count_scopes))
 
 
 class EventStatsView(ApiView):
@@ -42,7 +43,7 @@ class DeletedEventListView(ApiView):
     @extend_schema(summary="List soft-deleted events (the trash)", tags=["events"])
     def get(self, request):
         page = parse_page(request, default=LIST_LIMIT_DEFAULT, maximum=LIST_LIMIT_MAX, cursor=True)
-        return Response(selectors.deleted_event_page(page))
+        return json_response(selectors.deleted_event_page(page))
 
 
 class EventDetailView(ApiView):
@@ -86,7 +87,7 @@ class DetectionListView(ApiView):
     def get(self, request):
         filters = DetectionListFilters(request.query_params)
         page = parse_page(request, default=LIST_LIMIT_DEFAULT, maximum=LIST_LIMIT_MAX, cursor=True)
-        return Response(selectors.detection_page(page, refine=filters.apply, count_scopes=filters.count_scopes))
+        return json_response(selectors.detection_page(page, refine=filters.apply, count_scopes=filters.count_scopes))
 
 
 class DetectionStatsView(ApiView):

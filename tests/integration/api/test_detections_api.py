@@ -322,3 +322,41 @@ def test_stats_filter_by_camera_and_dates(api_client):
     assert body["total_detections"] == 1 and body["detections_by_camera"] == {"yard": 1}
     assert body["average_confidence"] == 0.8
     problem(api_client.get("/api/detections/stats?start_date=2024-05-03&end_date=2024-05-01"), 400, "bad_request")
+
+
+def test_database_rendered_items_equal_the_python_rendering_of_every_field(api_client):
+    """PostgreSQL renders list items as JSON itself; each field must match the Python path (SQLite mode)."""
+    import json
+
+    from events import selectors
+
+    camera = CameraFactory(name="Café Côté")
+    whole_second = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
+    video = DetectionFactory(
+        camera=camera,
+        media_type="video",
+        file_type="video/mp4",
+        detected_at=whole_second,
+        frame_time_seconds=2.0,
+        video_duration=12.5,
+        video_codec="avc1",
+        video_width=1920,
+        video_height=1080,
+        zone_ids=[str(uuid.uuid4())],
+        enrichment_data={"color": "red", "nested": {"n": 1.5}},
+        entity=EntityFactory(),
+        entity_similarity=0.912345,
+        batch=BatchFactory(camera=camera),
+        confidence=0.1 + 0.2,
+    )
+    image = DetectionFactory(camera=camera, detected_at=whole_second + dt.timedelta(microseconds=7), image_width=None)
+    EventFactory(camera=camera, detections=[video])
+
+    items = api_client.get("/api/detections").json()["items"]
+
+    rows = {row["id"]: row for row in selectors.all_detections().values(*selectors.DETECTION_COLUMNS)}
+    expected = [json.loads(json.dumps(selectors._detection_json(rows[d.id]))) for d in (image, video)]
+    assert items == expected
+    assert items[1]["detected_at"] == "2026-03-01T12:00:00Z"
+    assert items[0]["detected_at"] == "2026-03-01T12:00:00.000007Z"
+    assert items[1]["video_url"] == f"/api/detections/{video.id}/video" and items[0]["video_url"] is None
