@@ -15,7 +15,20 @@ from collections.abc import Callable, Iterable
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Avg, Case, CharField, Count, Exists, F, Func, OuterRef, Q, QuerySet, Subquery, When
+from django.db.models import (
+    Avg,
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    When,
+)
 
 from hsi.api.counts import cached_count
 from hsi.api.errors import NotFound
@@ -286,18 +299,16 @@ def _event_item_sql() -> JsonObject:
 @functools.cache
 def _event_json_rows() -> QuerySet:
     """PostgreSQL: (item JSON text, started_at, deleted_at, id) per event; a template cloned by every list."""
-    return Event.objects.annotate(item_json=_event_item_sql()).values_list(
-        "item_json", "started_at", "deleted_at", "id"
-    )
+    rows = Event.objects.annotate(item_json=_event_item_sql())
+    return rows.values_list("item_json", "started_at", "deleted_at", "id")
 
 
 def _event_page_rows(queryset_filter: Q, refine: Refine, page: PageRequest, time_field: str):
     """One page of event items: JSON rendered by PostgreSQL, or dicts built in Python elsewhere."""
     if _vendor() == "postgresql":
         position = {"started_at": 1, "deleted_at": 2}[time_field]
-        rows, has_more, next_cursor = keyset_slice(
-            refine(_event_json_rows().filter(queryset_filter)), page, time_field, lambda r: (r[position], r[3])
-        )
+        queryset = refine(_event_json_rows().filter(queryset_filter))
+        rows, has_more, next_cursor = keyset_slice(queryset, page, time_field, lambda r: (r[position], r[3]))
         return PrerenderedItems(row[0] for row in rows), has_more, next_cursor
     rows, has_more, next_cursor = keyset_slice(
         refine(event_rows().filter(queryset_filter)), page, time_field, lambda row: (row[time_field], row["id"])

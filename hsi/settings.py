@@ -73,7 +73,7 @@ HSI_KEY_PREFIX = env_str("HSI_KEY_PREFIX", "hsi")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "hsi.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": HSI_KEY_PREFIX,
             "TIMEOUT": 300,
