@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import copy
 import datetime as dt
 import os
-import uuid
 
 import pytest
-import redis
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -54,59 +48,6 @@ PROBLEM = "application/problem+json"
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
-
-
-class EventsStream:
-    """A listener on the ``hsi.events`` group of the real (Redis) channel layer."""
-
-    def __init__(self):
-        self.layer = get_channel_layer()
-        # A plain (not process-local "!") channel: it can be read from any event loop.
-        self.channel = f"test-listener-{uuid.uuid4().hex}"
-        async_to_sync(self.layer.group_add)("hsi.events", self.channel)
-
-    def drain(self) -> list[dict]:
-        """Every message queued for this listener so far (broadcasts are sent synchronously after commit)."""
-
-        async def collect():
-            messages = []
-            while True:
-                try:
-                    envelope = await asyncio.wait_for(self.layer.receive(self.channel), timeout=0.3)
-                except TimeoutError:
-                    return messages
-                messages.append(envelope["message"])
-
-        return async_to_sync(collect)()
-
-    def close(self):
-        async_to_sync(self.layer.group_discard)("hsi.events", self.channel)
-
-
-@pytest.fixture
-def events_stream(settings):
-    """A listener on a channel layer of this test's own (so parallel workers' messages never reach it)."""
-    prefix = f"hsitest-own:{uuid.uuid4().hex}"
-    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
-    if "redis" in layers["default"]["BACKEND"].lower():
-        layers["default"].setdefault("CONFIG", {})["prefix"] = prefix
-    settings.CHANNEL_LAYERS = layers  # channels rebuilds its layers when this setting changes
-    stream = EventsStream()
-    yield stream
-    stream.close()
-    delete_redis_keys(settings, prefix)
-
-
-def delete_redis_keys(settings, prefix: str) -> None:
-    if not settings.REDIS_URL:
-        return
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 def field_errors(response) -> dict[str, str]:
@@ -822,18 +763,7 @@ def test_delete_removes_thumbnails_after_commit(api_client, data_dir, tmp_path, 
     assert outside.exists() and (data_dir / "outside2.jpg").exists()
 
 
-@pytest.fixture
-def own_cache(settings):
-    """A cache key prefix of this test's own, so totals cached by parallel workers never mix with ours."""
-    prefix = f"hsitest-own:{uuid.uuid4().hex}"
-    caches = copy.deepcopy(settings.CACHES)
-    caches["default"]["KEY_PREFIX"] = prefix
-    settings.CACHES = caches
-    yield
-    delete_redis_keys(settings, prefix)
-
-
-def test_delete_invalidates_cached_totals(api_client, own_cache, django_capture_on_commit_callbacks):
+def test_delete_invalidates_cached_totals(api_client, django_capture_on_commit_callbacks):
     make_camera_with_history("doomed")
     assert cached_count(Detection.objects.all(), scopes=("detections",)) == 3
     assert cached_count(Event.objects.all(), scopes=("events",)) == 1

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import copy
 import datetime as dt
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import connection
 from django.utils import timezone
 
@@ -24,56 +18,6 @@ from system.services import Actor
 from tests.factories import CameraFactory, ZoneFactory
 
 WATCHER = Actor.system("watcher")
-
-
-class EventsStream:
-    """A listener on the ``hsi.events`` group of the real (Redis) channel layer."""
-
-    def __init__(self):
-        self.layer = get_channel_layer()
-        self.channel = f"test-listener-{uuid.uuid4().hex}"
-        async_to_sync(self.layer.group_add)("hsi.events", self.channel)
-
-    def drain(self) -> list[dict]:
-        async def collect():
-            messages = []
-            while True:
-                try:
-                    envelope = await asyncio.wait_for(self.layer.receive(self.channel), timeout=0.3)
-                except TimeoutError:
-                    return messages
-                messages.append(envelope["message"])
-
-        return async_to_sync(collect)()
-
-    def close(self):
-        async_to_sync(self.layer.group_discard)("hsi.events", self.channel)
-
-
-@pytest.fixture
-def events_stream(settings):
-    """A listener on a channel layer of this test's own (so parallel workers' messages never reach it)."""
-    prefix = f"hsitest-own:{uuid.uuid4().hex}"
-    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
-    if "redis" in layers["default"]["BACKEND"].lower():
-        layers["default"].setdefault("CONFIG", {})["prefix"] = prefix
-    settings.CHANNEL_LAYERS = layers  # channels rebuilds its layers when this setting changes
-    stream = EventsStream()
-    yield stream
-    stream.close()
-    delete_redis_keys(settings, prefix)
-
-
-def delete_redis_keys(settings, prefix: str) -> None:
-    if not settings.REDIS_URL:
-        return
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @pytest.fixture

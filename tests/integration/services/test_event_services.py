@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 
 import pytest
-from channels.layers import get_channel_layer
 
 from events import selectors
 from events.models import Event
@@ -22,27 +21,6 @@ pytestmark = pytest.mark.django_db
 
 ACTOR = Actor(name="api_key:tester", ip_address="192.0.2.7", user_agent="pytest", request_id="req-42")
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def events_stream():
-    """A listener on the ``hsi.events`` group; ``next()`` returns the next message or raises TimeoutError.
-
-    All receives run on one event loop of the fixture's own, as the Redis layer binds a channel's buffer to the
-    loop that first received on it.
-    """
-    layer = get_channel_layer()
-    loop = asyncio.new_event_loop()
-    channel = loop.run_until_complete(layer.new_channel())
-    loop.run_until_complete(layer.group_add("hsi.events", channel))
-
-    class Stream:
-        def next(self, timeout: float = 2.0) -> dict:
-            return loop.run_until_complete(asyncio.wait_for(layer.receive(channel), timeout))["message"]
-
-    yield Stream()
-    loop.run_until_complete(layer.group_discard("hsi.events", channel))
-    loop.close()
 
 
 def audit_rows(event: Event) -> list[AuditLog]:
