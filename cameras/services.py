@@ -7,7 +7,6 @@ two requests can never both pass the duplicate checks (the resolved-folder rule 
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 from pathlib import Path
@@ -24,6 +23,7 @@ from cameras.slug import display_name_from_folder, slugify
 from hsi.api.counts import invalidate_counts
 from hsi.api.errors import Conflict, FieldValidationError, NotFound
 from hsi.realtime import broadcast
+from hsi.timeutils import utc_iso
 from system.models import AuditStatus
 from system.services import Actor, audit_record, changes_between
 
@@ -331,7 +331,7 @@ def _announce_status_change(camera: Camera, previous_status: str, *, reason: str
             "status": camera.status,
             "previous_status": previous_status,
             "reason": reason,
-            "last_seen_at": _iso(last_seen),
+            "last_seen_at": utc_iso(last_seen),
         },
     )
     signal_kwargs = {
@@ -349,10 +349,6 @@ def _send_status_signal(kwargs: dict) -> None:
     for receiver, result in camera_status_changed.send_robust(sender=Camera, **kwargs):
         if isinstance(result, Exception):
             logger.error("camera_status_changed receiver %r failed", receiver, exc_info=result)
-
-
-def _iso(value) -> str | None:
-    return None if value is None else value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 # --- zones -----------------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ reads the detection links of the page); and a total cached by ``hsi.api.counts``
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import uuid
 from collections.abc import Callable, Iterable
@@ -34,6 +33,7 @@ from hsi.api.counts import cached_count
 from hsi.api.errors import NotFound
 from hsi.api.json_sql import IsoTimestamp, JsonObject, PrerenderedItems
 from hsi.api.pagination import PageRequest, envelope, keyset_slice, offset_slice
+from hsi.timeutils import utc_iso as iso
 
 from .models import Detection, Event, EventDetection, MediaType, RiskLevel
 
@@ -104,13 +104,6 @@ Refine = Callable[[QuerySet], QuerySet]
 
 def _unfiltered(queryset: QuerySet) -> QuerySet:
     return queryset
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z`` suffix (CONTRACT §0.3)."""
-    if value is None:
-        return None
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _text_id(value: uuid.UUID | None) -> str | None:

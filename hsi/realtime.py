@@ -13,6 +13,8 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
+from hsi.timeutils import utc_iso
+
 logger = logging.getLogger("hsi.realtime")
 
 STREAMS = ("events", "system")
@@ -30,7 +32,7 @@ def broadcast(stream: str, message_type: str, data: dict) -> None:
 
 
 def send_now(stream: str, message_type: str, data: dict) -> None:
-    message = {"type": message_type, "timestamp": timezone.now().isoformat().replace("+00:00", "Z"), "data": data}
+    message = {"type": message_type, "timestamp": utc_iso(timezone.now()), "data": data}
     try:
         layer = get_channel_layer()
         if layer is None:

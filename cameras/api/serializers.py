@@ -7,7 +7,6 @@ functions (cheaper than serializer instances on list pages) with UTC ``Z`` times
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 from drf_spectacular.utils import extend_schema_field
@@ -16,17 +15,11 @@ from rest_framework import serializers
 from cameras.geometry import PolygonError, validate_polygon
 from cameras.models import Camera, CameraStatus, Zone, ZoneShape, ZoneType
 from cameras.slug import CAMERA_ID_PATTERN, has_control_characters, slugify
+from hsi.timeutils import utc_iso
 
 _FORBIDDEN_PATH_CHARACTERS = set('<>"|?*')
 _PATH_SEGMENTS = re.compile(r"[/\\]")
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
-
-
-def utc_iso(value: dt.datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z`` suffix (CONTRACT §0.3), whatever ``TIME_ZONE`` is."""
-    if value is None:
-        return None
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 # --- strict fields ---------------------------------------------------------------------------------------------
