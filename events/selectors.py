@@ -16,22 +16,19 @@ from django.contrib.postgres.expressions import ArraySubquery
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import (
     Avg,
-    Case,
-    CharField,
     Count,
     Exists,
-    F,
-    Func,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
-    When,
+    TextField,
 )
+from django.db.models.expressions import RawSQL
 
 from hsi.api.counts import cached_count
 from hsi.api.errors import NotFound
-from hsi.api.json_sql import IsoTimestamp, JsonObject, PrerenderedItems
+from hsi.api.json_sql import PrerenderedItems, iso_sql, json_object_sql
 from hsi.api.pagination import PageRequest, envelope, keyset_slice, offset_slice
 from hsi.timeutils import utc_iso as iso
 
@@ -242,57 +239,48 @@ def _detection_links(outer: str = "id") -> QuerySet:
     return EventDetection.objects.filter(event_id=OuterRef(outer))
 
 
-def _event_item_sql() -> JsonObject:
+def _event_item_sql() -> str:
     """The event list item of ``event_json`` as one PostgreSQL JSON expression (same keys, same values)."""
-    links = _detection_links()
-    best = Subquery(links.order_by("-detection__confidence", "detection_id").values("detection_id")[:1])
+    e = '"events_event"'
+    links = f"FROM events_eventdetection l WHERE l.event_id = {e}.id"
+    plain = lambda *names: [(name, f"{e}.{name}") for name in names]  # noqa: E731
     fields = [
-        ("id", F("id")),
-        ("batch_id", F("batch_id")),
-        ("camera_id", F("camera_id")),
-        ("camera_name", F("camera__name")),
-        ("started_at", IsoTimestamp("started_at")),
-        ("ended_at", IsoTimestamp("ended_at")),
-        ("risk_score", F("risk_score")),
-        ("risk_level", F("risk_level")),
-        ("summary", F("summary")),
-        ("recommended_action", F("recommended_action")),
-        ("analysis_status", F("analysis_status")),
-        ("is_fast_path", F("is_fast_path")),
-        ("anomaly_score", F("anomaly_score")),
-        ("suppressed", F("suppressed")),
+        *plain("id", "batch_id", "camera_id"),
+        ("camera_name", f"(SELECT c.name FROM cameras_camera c WHERE c.id = {e}.camera_id)"),
+        ("started_at", iso_sql(f"{e}.started_at")),
+        ("ended_at", iso_sql(f"{e}.ended_at")),
+        *plain("risk_score", "risk_level", "summary", "recommended_action", "analysis_status", "is_fast_path"),
+        *plain("anomaly_score", "suppressed"),
         (
             "object_types",
-            Func(
-                F("object_types"),
-                template="(CASE WHEN %(expressions)s = '' THEN '[]'::json"
-                " ELSE to_json(string_to_array(%(expressions)s, ',')) END)",
-            ),
+            f"(CASE WHEN {e}.object_types = '' THEN '[]'::json"
+            f" ELSE to_json(string_to_array({e}.object_types, ',')) END)",
         ),
-        ("detection_count", F("detection_count")),
+        ("detection_count", f"{e}.detection_count"),
+        ("detection_ids", f"to_json(ARRAY(SELECT l.detection_id {links} ORDER BY l.detection_id))"),
         (
-            "detection_ids",
-            Func(ArraySubquery(links.order_by("detection_id").values("detection_id")), function="to_json"),
+            "thumbnail_url",
+            "('/api/media/detections/' || (SELECT l.detection_id FROM events_eventdetection l"
+            f" JOIN events_detection d ON d.id = l.detection_id WHERE l.event_id = {e}.id"
+            " ORDER BY d.confidence DESC, l.detection_id LIMIT 1)::text)",
         ),
-        ("thumbnail_url", Func(best, template="('/api/media/detections/' || (%(expressions)s)::text)")),
-        ("reviewed", F("reviewed")),
-        ("reviewed_at", IsoTimestamp("reviewed_at")),
-        ("flagged", F("flagged")),
-        ("notes", F("notes")),
-        ("snooze_until", IsoTimestamp("snooze_until")),
-        ("feedback_type", F("feedback__feedback_type")),
-        ("deleted_at", IsoTimestamp("deleted_at")),
-        ("version", F("version")),
-        ("created_at", IsoTimestamp("created_at")),
-        ("updated_at", IsoTimestamp("updated_at")),
+        ("reviewed", f"{e}.reviewed"),
+        ("reviewed_at", iso_sql(f"{e}.reviewed_at")),
+        *plain("flagged", "notes"),
+        ("snooze_until", iso_sql(f"{e}.snooze_until")),
+        ("feedback_type", f"(SELECT f.feedback_type FROM events_eventfeedback f WHERE f.event_id = {e}.id)"),
+        ("deleted_at", iso_sql(f"{e}.deleted_at")),
+        ("version", f"{e}.version"),
+        ("created_at", iso_sql(f"{e}.created_at")),
+        ("updated_at", iso_sql(f"{e}.updated_at")),
     ]
-    return JsonObject(fields)
+    return json_object_sql(fields)
 
 
 @functools.cache
 def _event_json_rows() -> QuerySet:
     """PostgreSQL: (item JSON text, started_at, deleted_at, id) per event; a template cloned by every list."""
-    rows = Event.objects.annotate(item_json=_event_item_sql())
+    rows = Event.objects.annotate(item_json=RawSQL(_event_item_sql(), (), output_field=TextField()))
     return rows.values_list("item_json", "started_at", "deleted_at", "id")
 
 
@@ -420,50 +408,32 @@ def _detection_rows() -> QuerySet:
     return Detection.objects.values(*DETECTION_COLUMNS)
 
 
-def _detection_item_sql() -> JsonObject:
+def _detection_item_sql() -> str:
     """The Detection JSON of ``_detection_json`` as one PostgreSQL JSON expression."""
-    id_text = "(%(expressions)s)::text"
+    d = '"events_detection"'
+    plain = lambda *names: [(name, f"{d}.{name}") for name in names]  # noqa: E731
+    url = f"'/api/detections/' || {d}.id::text || "
     fields = [
-        ("id", F("id")),
-        ("camera_id", F("camera_id")),
-        ("batch_id", F("batch_id")),
-        ("event_id", F("event_link__event_id")),
-        ("entity_id", F("entity_id")),
-        ("file_path", F("file_path")),
-        ("file_type", F("file_type")),
-        ("media_type", F("media_type")),
-        ("detected_at", IsoTimestamp("detected_at")),
-        ("object_type", F("object_type")),
-        ("confidence", F("confidence")),
-        *((name, F(name)) for name in ("bbox_x", "bbox_y", "bbox_width", "bbox_height", "image_width", "image_height")),
-        *((name, F(name)) for name in ("frame_time_seconds", "video_duration", "video_codec")),
-        ("video_width", F("video_width")),
-        ("video_height", F("video_height")),
-        ("zone_ids", F("zone_ids")),
-        ("entity_similarity", F("entity_similarity")),
-        ("enrichment_data", F("enrichment_data")),
-        ("thumbnail_url", Func(F("id"), template=f"('/api/detections/' || {id_text} || '/thumbnail')")),
-        ("image_url", Func(F("id"), template=f"('/api/detections/' || {id_text} || '/image')")),
-        (
-            "video_url",
-            Case(
-                When(
-                    media_type=MediaType.VIDEO,
-                    then=Func(F("id"), template=f"('/api/detections/' || {id_text} || '/video')"),
-                ),
-                default=None,
-                output_field=CharField(),
-            ),
-        ),
-        ("created_at", IsoTimestamp("created_at")),
+        *plain("id", "camera_id", "batch_id"),
+        ("event_id", f"(SELECT l.event_id FROM events_eventdetection l WHERE l.detection_id = {d}.id)"),
+        *plain("entity_id", "file_path", "file_type", "media_type"),
+        ("detected_at", iso_sql(f"{d}.detected_at")),
+        *plain("object_type", "confidence", "bbox_x", "bbox_y", "bbox_width", "bbox_height", "image_width"),
+        *plain("image_height", "frame_time_seconds", "video_duration", "video_codec", "video_width", "video_height"),
+        *plain("zone_ids", "entity_similarity", "enrichment_data"),
+        ("thumbnail_url", f"({url}'/thumbnail')"),
+        ("image_url", f"({url}'/image')"),
+        ("video_url", f"(CASE WHEN {d}.media_type = 'video' THEN {url}'/video' END)"),
+        ("created_at", iso_sql(f"{d}.created_at")),
     ]
-    return JsonObject(fields)
+    return json_object_sql(fields)
 
 
 @functools.cache
 def _detection_json_rows() -> QuerySet:
     """PostgreSQL: (item JSON text, detected_at, id) per detection; a template cloned by every list."""
-    return Detection.objects.annotate(item_json=_detection_item_sql()).values_list("item_json", "detected_at", "id")
+    item = RawSQL(_detection_item_sql(), (), output_field=TextField())
+    return Detection.objects.annotate(item_json=item).values_list("item_json", "detected_at", "id")
 
 
 def detection_page(page: PageRequest, *, refine: Refine = _unfiltered, count_scopes=DETECTION_COUNT_SCOPES) -> dict:

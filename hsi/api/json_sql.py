@@ -12,7 +12,6 @@ import json
 import re
 from collections.abc import Sequence
 
-from django.db.models import CharField, Expression, F, Func, TextField
 from django.http import HttpResponse
 
 # ISO 8601 in UTC with a Z suffix and microseconds only when non-zero, exactly as datetime.isoformat() does.
@@ -25,40 +24,23 @@ _ISO_Z = (
 _KEY = re.compile(r"[a-z_]{1,64}")
 
 
-class IsoTimestamp(Func):
-    """A timestamptz as the text of CONTRACT §0.3."""
-
-    output_field = CharField()
-
-    def __init__(self, field: str | Expression):
-        super().__init__(F(field) if isinstance(field, str) else field)
-
-    def as_sql(self, compiler, connection, **extra_context):
-        sql, params = compiler.compile(self.source_expressions[0])
-        if params:
-            raise ValueError("IsoTimestamp takes a column, not an expression with parameters")
-        return _ISO_Z.format(x=sql), []
+def iso_sql(column: str) -> str:
+    """SQL rendering the timestamptz ``column`` as the text of CONTRACT §0.3."""
+    return _ISO_Z.format(x=column)
 
 
-class JsonObject(Func):
-    """``json_build_object('k1', v1, …)::text`` keeping the key order (jsonb would sort the keys)."""
+def json_object_sql(fields: Sequence[tuple[str, str]]) -> str:
+    """``json_build_object('k1', <sql1>, …)::text``: key order kept (jsonb would sort the keys).
 
-    output_field = TextField()
-
-    def __init__(self, fields: Sequence[tuple[str, Expression]]):
-        for key, _ in fields:
-            if not _KEY.fullmatch(key):
-                raise ValueError(f"unsafe JSON key {key!r}")
-        self.keys = [key for key, _ in fields]
-        super().__init__(*(expression for _, expression in fields))
-
-    def as_sql(self, compiler, connection, **extra_context):
-        parts, params = [], []
-        for key, expression in zip(self.keys, self.source_expressions, strict=True):
-            sql, expression_params = compiler.compile(expression)
-            parts.append(f"'{key}', {sql}")
-            params.extend(expression_params)
-        return f"json_build_object({', '.join(parts)})::text", params
+    The SQL is written once per list and reused by every request as ``RawSQL``, so no expression tree is compiled
+    per request (compiling a 28-key ORM expression cost ~1.5 ms of a 10 ms request).
+    """
+    parts = []
+    for key, sql in fields:
+        if not _KEY.fullmatch(key):
+            raise ValueError(f"unsafe JSON key {key!r}")
+        parts.append(f"'{key}', {sql}")
+    return f"json_build_object({', '.join(parts)})::text"
 
 
 class PrerenderedItems(list):
