@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from tests.factories import BatchFactory, CameraFactory, DetectionFactory, EntityFactory, EventFactory
+from tests.problems import error_fields, problem
 
 pytestmark = pytest.mark.django_db
 
@@ -53,18 +54,6 @@ def at(seconds: float) -> dt.datetime:
 def ids(response) -> list[int]:
     assert response.status_code == 200, response.content
     return [item["id"] for item in response.json()["items"]]
-
-
-def problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["code"] == code
-    return body
-
-
-def error_fields(response) -> set[str]:
-    return {error["field"] for error in problem(response, 422, "validation_error")["errors"]}
 
 
 # --- Detection JSON -----------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from tests.factories import (
     EventFactory,
     EventFeedbackFactory,
 )
+from tests.problems import error_fields, problem
 
 pytestmark = pytest.mark.django_db
 
@@ -64,18 +65,6 @@ def ids(response) -> list[int]:
 
 def at(minutes: float) -> dt.datetime:
     return T0 + dt.timedelta(minutes=minutes)
-
-
-def problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["code"] == code
-    return body
-
-
-def error_fields(response) -> set[str]:
-    return {error["field"] for error in problem(response, 422, "validation_error")["errors"]}
 
 
 def make_cursor(payload) -> str:
