@@ -2,8 +2,8 @@
 
 Turning 50 rows into Python objects and back into JSON costs more CPU than the query (DESIGN §6: serializers
 are the main cost of a list endpoint). On PostgreSQL the hot lists select one ``json_build_object(...)::text``
-per row and the response splices those fragments into the envelope without parsing them. The output is
-byte-for-byte what the Python path produces for the same row (tests compare both).
+per row and the response splices those fragments into the envelope without parsing them. The items hold the
+same JSON values as the Python path builds for the same row (tests compare both, parsed).
 """
 
 from __future__ import annotations
