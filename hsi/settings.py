@@ -106,6 +106,12 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ROUTES = {
+    "pipeline.process_file": {"queue": "detection"},
+    "pipeline.analyze_batch": {"queue": "analysis"},
+    "alerts.*": {"queue": "notifications"},
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Applications --------------------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -355,6 +361,16 @@ PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
 HSI_HOST = env_str("HSI_HOST", "0.0.0.0")
 HSI_PORT = env_int("HSI_PORT", 8000, minimum=1, maximum=65535)
 SERVE_WORKER_THREADS = env_int("SERVE_WORKER_THREADS", 4, minimum=1)
+
+# Periodic jobs of CONTRACT §8.3: Celery beat in distributed mode, the in-process ticker under ``serve``.
+# Each entry: task name -> (interval seconds | crontab spec). ``hsi.schedule`` turns it into beat entries.
+PERIODIC_JOBS = {
+    "pipeline.close_expired_batches": {"every": BATCH_CHECK_INTERVAL_SECONDS},
+    "pipeline.reconcile": {"every": 60},
+    "cameras.check_silence": {"every": SILENCE_CHECK_INTERVAL_SECONDS},
+    "system.heartbeat": {"every": 15},
+    "events.update_baselines": {"minute": 5},
+}
 
 # --- Logging -------------------------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper()

@@ -10,6 +10,7 @@ urlpatterns = [
     re_path(r"^ready/?$", probes.ReadyView.as_view(), name="ready"),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/", include("pipeline.api.urls")),
     path("api/", include("cameras.api.urls")),
     path("api/", include("events.api.urls")),
     path("api/", include("system.api.urls")),
