@@ -51,6 +51,7 @@ from events.models import (
     MediaType,
     ParseStatus,
 )
+from events.risk import risk_bands, risk_level_for
 from hsi.api.counts import invalidate_counts
 from pipeline.models import Batch, BatchStatus, CloseReason, FailedJob, FileSource, FileStatus, IngestedFile
 from system.services import Actor, audit_record
@@ -143,19 +144,6 @@ def seed_option_errors(*, cameras: object, events: object, days: object) -> dict
 
 
 # --- risk -----------------------------------------------------------------------------------------------------
-
-
-def risk_bands() -> dict[str, tuple[int, int]]:
-    """Inclusive score range of each level (CONTRACT §4.7), read from settings at call time."""
-    low, medium, high = settings.SEVERITY_LOW_MAX, settings.SEVERITY_MEDIUM_MAX, settings.SEVERITY_HIGH_MAX
-    return {"low": (0, low), "medium": (low + 1, medium), "high": (medium + 1, high), "critical": (high + 1, 100)}
-
-
-def risk_level_for(score: int) -> str:
-    for level, (_, upper) in risk_bands().items():
-        if score <= upper:
-            return level
-    return "critical"
 
 
 def level_counts(total: int) -> dict[str, int]:

@@ -22,6 +22,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+pytest_plugins = ["tests.fakes.detector_server", "tests.fakes.llm_server"]
+
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 _RUN_ID = uuid.uuid4().hex[:8]
 _containers: list = []

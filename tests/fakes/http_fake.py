@@ -1,0 +1,133 @@
+"""A scriptable HTTP server on loopback: the base of the detector and LLM fakes (real sockets, real HTTP).
+
+Each fake answers every route with a default handler; a test can queue one-shot responses per route
+(``script``), slow every answer down (``delay``), drop connections, and stop and restart the server on the same
+port to play a service that goes away and comes back. Every request is recorded in ``requests``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    json: object = None
+    body: bytes | None = None
+    content_type: str = "application/json"
+    delay: float = 0.0
+    drop: bool = False  # close the connection without answering
+
+    def payload(self) -> bytes:
+        if self.body is not None:
+            return self.body
+        return json.dumps(self.json if self.json is not None else {}).encode()
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float = field(default_factory=time.monotonic)
+
+    def json(self):
+        return json.loads(self.body or b"null")
+
+
+class FakeHttpServer:
+    def __init__(self):
+        self.requests: list[RecordedRequest] = []
+        self.delay = 0.0
+        self._scripts: dict[tuple[str, str], deque[Reply]] = defaultdict(deque)
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> FakeHttpServer:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = RecordedRequest(self.command, self.path, dict(self.headers.items()), body)
+                with fake._lock:
+                    fake.requests.append(request)
+                reply = fake._next_reply(request)
+                wait = fake.delay + reply.delay
+                if wait:
+                    time.sleep(wait)
+                if reply.drop:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                payload = reply.payload()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self._server.allow_reuse_address = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"fake-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def restart(self) -> None:
+        """Come back on the same port (after ``stop``)."""
+        self.stop()
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- scripting -------------------------------------------------------------------------------------------
+    def script(self, method: str, path: str, *replies: Reply) -> None:
+        """Answer the next ``len(replies)`` requests to ``method path`` with these replies, in order."""
+        with self._lock:
+            self._scripts[(method.upper(), path)].extend(replies)
+
+    def fail(self, method: str, path: str, times: int = 1, status: int = 500) -> None:
+        self.script(method, path, *[Reply(status=status, json={"error": "scripted failure"})] * times)
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path.split("?")[0] == path]
+
+    def _next_reply(self, request: RecordedRequest) -> Reply:
+        key = (request.method, request.path.split("?")[0])
+        with self._lock:
+            queue = self._scripts.get(key)
+            if queue:
+                return queue.popleft()
+        return self.default_reply(request)
+
+    def default_reply(self, request: RecordedRequest) -> Reply:
+        return Reply(status=404, json={"error": "not found"})
