@@ -67,7 +67,9 @@ class Frame:
 
         decoded = cv2.imdecode(np.frombuffer(self.data, dtype=np.uint8), cv2.IMREAD_COLOR)
         if decoded is None:
-            raise DetectorError(f"cannot decode {self.filename}", error_type="unreadable", retryable=False)
+            raise DetectorError(
+                f"cannot decode {self.filename}", error_type="unreadable", retryable=False, counts_for_breaker=False
+            )
         return decoded
 
     @property

@@ -2,7 +2,8 @@
 
 ``POST /detect`` (multipart field ``file``) answers ``{"detections": [...], "inference_time_ms", "model"}``;
 ``GET /health`` answers 200 while ``healthy``. What it detects is ``detections`` (the same list for every image)
-or ``detect_fn(filename, image_bytes) -> list`` when set. Use the ``fake_detector`` fixture.
+or ``detect_fn(filename, image_bytes) -> list`` when set; ``uploads`` lists what was sent. Use the
+``fake_detector`` fixture.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class FakeDetector(FakeHttpServer):
     @property
     def detect_calls(self) -> int:
         return len(self.requests_to("/detect"))
+
+    @property
+    def uploads(self) -> list[tuple[str | None, bytes | None, str | None]]:
+        """(filename, content, content type) of the ``file`` field of every ``/detect`` request, in order."""
+        return [multipart_file(request) for request in self.requests_to("/detect")]
 
 
 @pytest.fixture

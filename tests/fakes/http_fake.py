@@ -7,7 +7,9 @@ port to play a service that goes away and comes back. Every request is recorded 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections import defaultdict, deque
@@ -48,6 +50,7 @@ class FakeHttpServer:
         self.delay = 0.0
         self._scripts: dict[tuple[str, str], deque[Reply]] = defaultdict(deque)
         self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -61,6 +64,16 @@ class FakeHttpServer:
 
             def log_message(self, *args):  # quiet
                 pass
+
+            def setup(self):
+                super().setup()
+                with fake._lock:
+                    fake._connections.add(self.connection)
+
+            def finish(self):
+                with fake._lock:
+                    fake._connections.discard(self.connection)
+                super().finish()
 
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -89,15 +102,24 @@ class FakeHttpServer:
         self._server.daemon_threads = True
         self._server.allow_reuse_address = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"fake-{self.port}", daemon=True)
+        server = self._server
+        self._thread = threading.Thread(
+            target=lambda: server.serve_forever(poll_interval=0.05), name=f"fake-{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop listening and cut every open (keep-alive) connection, as a crashed service would."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:
+            open_connections, self._connections = list(self._connections), set()
+        for connection in open_connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def restart(self) -> None:
         """Come back on the same port (after ``stop``)."""
