@@ -136,5 +136,9 @@ class LLMBackend(ABC):
     def health(self) -> bool:
         """Probe the server's health endpoint."""
 
+    def prompt_text(self, system: str, user: str) -> str:
+        """The prompt as this protocol sends it, for the audit (the two turns, unless a backend says otherwise)."""
+        return f"{system}\n\n{user}"
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the HTTP client."""

@@ -2,7 +2,8 @@
 and OpenAI-compatible ``POST /v1/chat/completions`` (+ ``GET /v1/models``).
 
 The completion text is ``reply_text`` (or ``reply_fn(request_json) -> str``); script failures, garbage and delays
-with ``script``/``fail``/``delay`` of the base class. Use the ``fake_llm`` fixture.
+with ``script``/``fail``/``delay`` of the base class. Use the ``fake_llm`` fixture. ``verdict_json`` builds an
+analysis answer, ``grades_json`` an answer to the AI audit's evaluation prompt.
 """
 
 from __future__ import annotations
@@ -23,6 +24,27 @@ def verdict_json(score: int = 20, level: str = "low", summary: str = "A person w
             "summary": summary,
             "reasoning": extra.pop("reasoning", "Daytime, single person, no suspicious behaviour."),
             "recommended_action": extra.pop("recommended_action", "No action needed"),
+            **extra,
+        }
+    )
+
+
+def grades_json(
+    context_usage: float = 4,
+    reasoning_coherence: float = 4,
+    risk_justification: float = 3,
+    overall: float = 4,
+    critique: str = "Sound reasoning; the zone context was used.",
+    **extra,
+) -> str:
+    """An answer to the AI audit's evaluation prompt (CONTRACT §2.17)."""
+    return json.dumps(
+        {
+            "context_usage": context_usage,
+            "reasoning_coherence": reasoning_coherence,
+            "risk_justification": risk_justification,
+            "overall": overall,
+            "critique": critique,
             **extra,
         }
     )
@@ -63,7 +85,13 @@ class FakeLLM(FakeHttpServer):
 
     @property
     def completion_calls(self) -> int:
-        return len(self.requests_to("/completion")) + len(self.requests_to("/v1/chat/completions"))
+        return len(self.completion_requests)
+
+    @property
+    def completion_requests(self) -> list[RecordedRequest]:
+        """Every completion request, both protocols, in arrival order."""
+        with self._lock:
+            return [r for r in self.requests if r.path.split("?")[0] in ("/completion", "/v1/chat/completions")]
 
 
 @pytest.fixture
