@@ -1,0 +1,297 @@
+"""``file_ingest``: from a stable file on disk to a ``pending`` IngestedFile and a dispatched
+``pipeline.process_file`` (CONTRACT §4.1 camera mapping, §4.2 dedup, validation and acceptance).
+
+Dedup is two-level: the cache key ``hsi:dedup:<sha>`` (holding the file id) answers most repeats without touching
+the database; the unique ``sha256`` column is authoritative, so concurrent ingests of the same content (two
+watchers, a watcher and an upload) leave exactly one row and every other caller sees ``duplicate``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import stat as stat_module
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from cameras.models import Camera, CameraStatus
+from cameras.services import camera_register_from_folder, camera_set_status
+from hsi.metrics import files_ingested, pipeline_stage_seconds
+from pipeline.dispatch import enqueue
+from pipeline.ingest.rules import camera_folder_of, is_accepted_path, media_type_for, sniff_file
+from pipeline.ingest.validation import sha256_of_file, validate_media
+from pipeline.models import FileStatus, IngestedFile, RejectReason
+from system.models import AuditStatus
+from system.services import Actor, audit_record
+
+logger = logging.getLogger("hsi.pipeline.ingest")
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+INVALID = "invalid"
+IGNORED = "ignored"
+SKIPPED_DISABLED = "skipped_disabled"
+PROCESS_FILE_TASK = "pipeline.process_file"
+_REVIVED_STATUSES = (CameraStatus.OFFLINE, CameraStatus.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """What ingest did with one file. ``file`` is the new row (accepted, invalid) or the earlier one (duplicate,
+    when it still exists); ``reason`` says why a file was invalid or ignored."""
+
+    result: str
+    file: IngestedFile | None = None
+    reason: str | None = None
+    camera: Camera | None = None
+
+
+@dataclass(frozen=True)
+class FileInspection:
+    """Hash and validation already done by the caller (the upload endpoint), so ingest does not read the file."""
+
+    size: int
+    sha256: str
+    mime_type: str
+    reject_reason: str | None = None
+
+
+def dedup_key(sha256: str) -> str:
+    return f"hsi:dedup:{sha256}"
+
+
+def dedup_remember(sha256: str, file_id: int) -> None:
+    cache.set(dedup_key(sha256), file_id, settings.DEDUP_CACHE_TTL_SECONDS)
+
+
+def dedup_lookup(sha256: str) -> tuple[bool, IngestedFile | None]:
+    """(seen, row): seen when the cache or the database knows the hash; row is the recorded file if it exists."""
+    cached_id = cache.get(dedup_key(sha256))
+    row = IngestedFile.objects.filter(sha256=sha256).first()
+    if row is not None:
+        if cached_id is None:
+            dedup_remember(sha256, row.id)
+        return True, row
+    return cached_id is not None, None
+
+
+def dedup_forget(sha256: str) -> None:
+    cache.delete(dedup_key(sha256))
+
+
+def file_ingest(
+    path: str | os.PathLike,
+    *,
+    source: str = "watcher",
+    camera: Camera | None = None,
+    received_at: dt.datetime | None = None,
+    recheck_truncated: Callable[[], None] | None = None,
+    inspection: FileInspection | None = None,
+) -> IngestOutcome:
+    """Map, dedup, validate and record one stable file; dispatch ``pipeline.process_file`` when accepted.
+
+    Without ``camera`` the camera is the folder's (§4.1, auto-created when allowed). ``recheck_truncated`` is called
+    once when the image decodes as truncated; it should wait one stability period, after which the file is hashed
+    and validated again before it is rejected.
+    """
+    started = time.perf_counter()
+    path = Path(os.path.abspath(path))
+    actor = Actor.system(source)
+    if camera is None:
+        camera, why = _camera_for_path(path, actor)
+        if camera is None:
+            return _finish(IngestOutcome(IGNORED, reason=why), started)
+    if not camera.enabled:
+        return _finish(IngestOutcome(SKIPPED_DISABLED, reason="camera_disabled", camera=camera), started)
+    media_type = media_type_for(path)
+    if media_type is None:
+        return _finish(IngestOutcome(IGNORED, reason="not_media", camera=camera), started)
+    if inspection is None:
+        inspection = _inspect(path, media_type, recheck_truncated)
+    elif inspection.sha256:
+        inspection = _skip_if_known(inspection)
+    if isinstance(inspection, _Skip):
+        skipped = IngestOutcome(inspection.result, file=inspection.file, reason=inspection.reason, camera=camera)
+        return _finish(skipped, started)
+    outcome = _record(camera, path, media_type, inspection, source=source, received_at=received_at, actor=actor)
+    return _finish(outcome, started)
+
+
+def file_record_unstable(
+    path: str | os.PathLike, *, source: str = "watcher", camera: Camera | None = None
+) -> IngestOutcome:
+    """Record a file that never became stable (§4.1): an ``invalid`` row with reason ``unstable`` and no hash."""
+    started = time.perf_counter()
+    path = Path(os.path.abspath(path))
+    actor = Actor.system(source)
+    if camera is None:
+        camera, why = _camera_for_path(path, actor)
+        if camera is None:
+            return _finish(IngestOutcome(IGNORED, reason=why), started)
+    if not camera.enabled:
+        return _finish(IngestOutcome(SKIPPED_DISABLED, reason="camera_disabled", camera=camera), started)
+    media_type = media_type_for(path)
+    try:
+        size = path.stat().st_size
+        mime_type = sniff_file(path)
+    except OSError:
+        return _finish(IngestOutcome(IGNORED, reason="missing", camera=camera), started)
+    if media_type is None:
+        return _finish(IngestOutcome(IGNORED, reason="not_media", camera=camera), started)
+    inspection = FileInspection(size=size, sha256="", mime_type=mime_type, reject_reason=RejectReason.UNSTABLE)
+    return _finish(_record(camera, path, media_type, inspection, source=source, actor=actor), started)
+
+
+# --- steps -----------------------------------------------------------------------------------------------------
+
+
+def _camera_for_path(path: Path, actor: Actor) -> tuple[Camera | None, str]:
+    root = settings.FOSCAM_BASE_PATH
+    folder = camera_folder_of(path, root)
+    if folder is None:
+        return None, "outside_camera_folder"
+    if not is_accepted_path(path, root):
+        return None, "not_accepted"
+    camera = camera_register_from_folder(folder, actor=actor)
+    return camera, "no_camera"
+
+
+@dataclass(frozen=True)
+class _Skip:
+    result: str
+    reason: str | None = None
+    file: IngestedFile | None = None
+
+
+def _inspect(path: Path, media_type: str, recheck_truncated: Callable[[], None] | None) -> FileInspection | _Skip:
+    """Hash, dedup, then validate (§4.2 order); a truncated image is measured and checked once more after
+    ``recheck_truncated``."""
+    for attempt in (1, 2):
+        measured = _measure(path)
+        if isinstance(measured, _Skip) or measured.reject_reason == RejectReason.EMPTY:
+            return measured
+        known = _skip_if_known(measured)
+        if isinstance(known, _Skip):
+            return known
+        try:
+            reason = validate_media(path, media_type=media_type, size=measured.size)
+        except FileNotFoundError:
+            return _Skip(IGNORED, "missing")
+        if reason == RejectReason.TRUNCATED and recheck_truncated is not None and attempt == 1:
+            logger.info("%s looks truncated; checking it again after another stability period", path)
+            recheck_truncated()
+            continue
+        return replace(measured, reject_reason=reason)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _measure(path: Path) -> FileInspection | _Skip:
+    """Size, SHA-256 and sniffed MIME type; an empty file is ``empty`` without a hash."""
+    try:
+        status = path.stat()
+        if not stat_module.S_ISREG(status.st_mode):
+            return _Skip(IGNORED, "not_a_file")
+        if status.st_size == 0:
+            return FileInspection(size=0, sha256="", mime_type="", reject_reason=RejectReason.EMPTY)
+        return FileInspection(size=status.st_size, sha256=sha256_of_file(path), mime_type=sniff_file(path))
+    except FileNotFoundError:
+        return _Skip(IGNORED, "missing")
+
+
+def _skip_if_known(inspection: FileInspection) -> FileInspection | _Skip:
+    seen, earlier = dedup_lookup(inspection.sha256)
+    return _Skip(DUPLICATE, file=earlier) if seen else inspection
+
+
+def _record(
+    camera: Camera,
+    path: Path,
+    media_type: str,
+    inspection: FileInspection,
+    *,
+    source: str,
+    actor: Actor,
+    received_at: dt.datetime | None = None,
+) -> IngestOutcome:
+    reason = inspection.reject_reason
+    sha256 = inspection.sha256 or None
+    try:
+        with transaction.atomic():
+            row = IngestedFile.objects.create(
+                camera=camera,
+                path=str(path),
+                sha256=sha256,
+                size_bytes=inspection.size,
+                media_type=media_type,
+                mime_type=inspection.mime_type,
+                source=source,
+                status=FileStatus.INVALID if reason else FileStatus.PENDING,
+                reject_reason=reason,
+                received_at=received_at or timezone.now(),
+            )
+            if sha256:
+                transaction.on_commit(lambda: dedup_remember(sha256, row.id))
+            if reason:
+                _audit_rejection(row, actor)
+            else:
+                _mark_camera_seen(camera)
+                enqueue(PROCESS_FILE_TASK, row.id)
+    except IntegrityError:
+        outcome = _integrity_outcome(camera, sha256)
+        if outcome is None:
+            raise
+        return outcome
+    if reason:
+        logger.warning("Rejected %s from camera %s: %s", path, camera.id, reason, extra={"camera_id": camera.id})
+        return IngestOutcome(INVALID, file=row, reason=reason, camera=camera)
+    logger.info("Accepted %s from camera %s as file %d", path, camera.id, row.id, extra={"camera_id": camera.id})
+    return IngestOutcome(ACCEPTED, file=row, camera=camera)
+
+
+def _integrity_outcome(camera: Camera, sha256: str | None) -> IngestOutcome | None:
+    """The insert failed: another ingest recorded the same content first, or the camera was deleted meanwhile.
+    None for any other integrity failure (a bug: the caller re-raises)."""
+    earlier = IngestedFile.objects.filter(sha256=sha256).first() if sha256 else None
+    if earlier is not None:
+        dedup_remember(sha256, earlier.id)
+        return IngestOutcome(DUPLICATE, file=earlier, camera=camera)
+    if not Camera.objects.filter(pk=camera.pk).exists():
+        return IngestOutcome(IGNORED, reason="camera_deleted", camera=camera)
+    return None
+
+
+def _mark_camera_seen(camera: Camera) -> None:
+    """``last_seen_at = now``; an offline or unknown camera comes back online (reason ``files_received``)."""
+    now = timezone.now()
+    Camera.objects.filter(pk=camera.pk).update(last_seen_at=now)
+    camera.last_seen_at = now
+    current = Camera.objects.filter(pk=camera.pk).values_list("status", flat=True).first()
+    if current in _REVIVED_STATUSES:
+        camera_set_status(camera.id, CameraStatus.ONLINE, reason="files_received", actor=Actor.system())
+        camera.status = CameraStatus.ONLINE
+
+
+def _audit_rejection(row: IngestedFile, actor: Actor) -> None:
+    audit_record(
+        actor,
+        "file_rejected",
+        "ingested_file",
+        row.id,
+        details={"camera_id": row.camera_id, "path": row.path, "reason": row.reject_reason, "source": row.source},
+        status=AuditStatus.FAILURE,
+    )
+
+
+def _finish(outcome: IngestOutcome, started: float) -> IngestOutcome:
+    files_ingested.labels(result=outcome.result).inc()
+    if outcome.result != IGNORED:
+        pipeline_stage_seconds.labels(stage="ingest").observe(time.perf_counter() - started)
+    return outcome

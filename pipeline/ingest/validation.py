@@ -1,0 +1,82 @@
+"""Content hashing and the validation table of CONTRACT §4.2.
+
+``validate_media`` returns the first failing check's reject reason, or None for a file the pipeline can process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+
+from django.conf import settings
+from PIL import Image
+
+from pipeline.models import RejectReason
+
+HASH_CHUNK_BYTES = 64 * 1024
+
+
+def sha256_of_file(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of the file's content, read in 64 KiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def validate_media(path: str | os.PathLike, *, media_type: str, size: int) -> str | None:
+    """The reject reason of the first failing check (too_small, too_large, decompression_bomb, unreadable,
+    truncated), None when the file passes. ``size`` is the size the caller measured (0 is ``empty``)."""
+    if size == 0:
+        return RejectReason.EMPTY
+    if media_type == "image":
+        if size < settings.MIN_IMAGE_BYTES:
+            return RejectReason.TOO_SMALL
+        if size > settings.MAX_IMAGE_BYTES:
+            return RejectReason.TOO_LARGE
+        return image_problem(path)
+    if media_type != "video":
+        raise ValueError(f"not a media type: {media_type!r}")
+    if size > settings.MAX_VIDEO_BYTES:
+        return RejectReason.TOO_LARGE
+    return video_problem(path)
+
+
+def image_problem(path: str | os.PathLike) -> str | None:
+    """Header size against ``MAX_IMAGE_PIXELS`` (Pillow's decompression-bomb warning counts as a bomb), then
+    Pillow's identify/verify, then a full decode that never loads truncated data leniently."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > settings.MAX_IMAGE_PIXELS:
+                    return RejectReason.DECOMPRESSION_BOMB
+                image.verify()
+            with Image.open(path) as image:
+                image.load()
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            return RejectReason.DECOMPRESSION_BOMB
+        except Exception as error:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, ValueError, struct.error…
+            return RejectReason.TRUNCATED if _is_truncation(error) else RejectReason.UNREADABLE
+    return None
+
+
+def video_problem(path: str | os.PathLike) -> str | None:
+    """``unreadable`` unless OpenCV opens the video and reads its first frame."""
+    import cv2
+
+    capture = cv2.VideoCapture(os.fspath(path))
+    try:
+        if not capture.isOpened():
+            return RejectReason.UNREADABLE
+        readable, _frame = capture.read()
+    finally:
+        capture.release()
+    return None if readable else RejectReason.UNREADABLE
+
+
+def _is_truncation(error: Exception) -> bool:
+    return isinstance(error, EOFError) or "truncated" in str(error).lower()
