@@ -27,6 +27,8 @@ from django.db import DatabaseError, connection, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.views import static
 
+from pipeline.dispatch import start_local_pool, stop_local_pool
+
 logger = logging.getLogger("hsi.serve")
 
 ADMIN_USERNAME = "admin"
@@ -64,13 +66,28 @@ class BackgroundService:
 
 
 def background_services(*, watcher: bool, ticker: bool) -> list[BackgroundService]:
-    """The services started before daphne and stopped after it (in reverse order).
+    """The services started before daphne and stopped after it (in reverse order): the camera watcher (CONTRACT
+    §4.1) and the ticker running the periodic jobs of §8.3."""
+    services = []
+    if watcher:
+        services.append(BackgroundService("watcher", run_watcher))
+    if ticker:
+        services.append(BackgroundService("ticker", run_ticker))
+    return services
 
-    Hook for the pipeline: append ``BackgroundService("watcher", ...)`` (CONTRACT §4.1) when ``watcher`` and
-    ``BackgroundService("ticker", ...)`` running the schedule of §8.3 when ``ticker``. Neither exists yet, so
-    ``--no-watcher`` / ``--no-ticker`` are accepted and change nothing for now.
-    """
-    return []
+
+def run_watcher(stop: threading.Event) -> None:
+    """Watch ``FOSCAM_BASE_PATH`` until ``stop`` is set; accepted files go to the in-process task pool."""
+    from pipeline.watcher import CameraWatcher
+
+    CameraWatcher().run_forever(stop)
+
+
+def run_ticker(stop: threading.Event) -> None:
+    """Run the periodic jobs until ``stop`` is set; the first tick closes the batches a stop left open."""
+    from hsi.schedule import Ticker
+
+    Ticker().run(stop)
 
 
 class CollectedStaticFilesHandler(ASGIStaticFilesHandler):
@@ -124,6 +141,7 @@ class Command(BaseCommand):
             raise CommandError("Interrupted before the server started.", returncode=130) from None
         services = background_services(watcher=not options["no_watcher"], ticker=not options["no_ticker"])
         self.print_banner(host, port, services)
+        start_local_pool(settings.SERVE_WORKER_THREADS)
         for service in services:
             service.start()
         try:
@@ -131,6 +149,9 @@ class Command(BaseCommand):
         finally:
             for service in reversed(services):
                 service.shutdown()
+            # Queued tasks are dropped, not lost: their files and batches are pending in the database and the
+            # first ticks after a restart (close_expired_batches, reconcile) dispatch them again.
+            stop_local_pool(wait=False)
             connections.close_all()
         if failure:
             raise CommandError(f"HSI did not start: {failure}")
@@ -206,6 +227,7 @@ class Command(BaseCommand):
             f"  redis: {'configured' if settings.REDIS_URL else 'disabled (in-process channel layer and cache)'}",
             f"  data: {settings.HSI_DATA_DIR}   cameras: {settings.FOSCAM_BASE_PATH}",
             f"  background: {', '.join(s.name for s in services) or 'none'}",
+            f"  pipeline: {_pipeline_text()}",
             "Stop with CONTROL-C (SIGINT) or SIGTERM.",
         ]
         self.stdout.write("\n".join(lines))
@@ -238,6 +260,18 @@ def _run_tasks_in_process() -> None:
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.task_always_eager = True
+    if settings.LOG_LEVEL != "DEBUG":
+        # Celery's "Task … succeeded" INFO line would print every few seconds (the ticker's jobs); failures, which
+        # it logs at ERROR, still show.
+        logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+
+
+def _pipeline_text() -> str:
+    """Which detector and analyzer the settings resolve to (CONTRACT §4.3, §4.6.1), and the task pool size."""
+    from pipeline.analyzers import resolve_backend_name as analyzer_backend
+    from pipeline.detectors import resolve_backend_name as detector_backend
+
+    return f"detector {detector_backend()}, analyzer {analyzer_backend()}, {settings.SERVE_WORKER_THREADS} task threads"
 
 
 def _write_secret(path: Path, text: str) -> None:
