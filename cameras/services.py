@@ -401,3 +401,41 @@ def _zone_for_update(camera_id: str, zone_id) -> Zone:
 
 def _zone_fields(zone: Zone) -> dict:
     return {field: getattr(zone, field) for field in ZONE_FIELDS}
+
+
+# --- silence (§4.12) -------------------------------------------------------------------------------------------
+
+
+def cameras_check_silence(now) -> list[str]:
+    """Enabled online cameras with a silence threshold whose last file (or creation, before any file) is older
+    than the threshold go offline with reason ``silent``. Returns their ids. Each camera is re-checked under its
+    row lock, so a file accepted meanwhile keeps it online."""
+    candidates = Camera.objects.filter(
+        enabled=True, status=CameraStatus.ONLINE, silence_threshold_minutes__isnull=False
+    ).values_list("id", "last_seen_at", "created_at", "silence_threshold_minutes")
+    silenced = []
+    for camera_id, last_seen_at, created_at, threshold in candidates:
+        if not _is_silent(last_seen_at, created_at, threshold, now):
+            continue
+        with transaction.atomic():
+            camera = Camera.objects.select_for_update().filter(pk=camera_id).first()
+            if camera is None or not _still_silent(camera, now):
+                continue
+            camera_set_status(camera_id, CameraStatus.OFFLINE, reason="silent", actor=Actor.system("silence-check"))
+        silenced.append(camera_id)
+    return silenced
+
+
+def _is_silent(last_seen_at, created_at, threshold_minutes: int, now) -> bool:
+    from datetime import timedelta
+
+    return (last_seen_at or created_at) < now - timedelta(minutes=threshold_minutes)
+
+
+def _still_silent(camera: Camera, now) -> bool:
+    return (
+        camera.enabled
+        and camera.status == CameraStatus.ONLINE
+        and camera.silence_threshold_minutes is not None
+        and _is_silent(camera.last_seen_at, camera.created_at, camera.silence_threshold_minutes, now)
+    )

@@ -1,22 +1,34 @@
-"""Event writes: review/notes/flag/snooze updates, soft delete and restore (CONTRACT §2.5, §3.6, §6.8).
+"""Event writes: creation from an analysis and reanalysis (CONTRACT §4.6, §2.5), review/notes/flag/snooze updates,
+soft delete and restore (§2.5, §3.6, §6.8).
 
-Every write locks the event row, bumps ``version`` (§0.7), writes its audit row in the same transaction,
-invalidates the cached event totals and broadcasts after commit.
+Every write locks the event row (or creates it), bumps ``version`` on change (§0.7), writes its audit row in the
+same transaction, invalidates the cached event totals and broadcasts after commit.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 from django.utils import timezone
 
+from hsi import metrics
 from hsi.api.counts import invalidate_counts
 from hsi.api.errors import InvalidState, NotFound, VersionConflict
 from hsi.realtime import broadcast
 from system.models import AuditStatus
 from system.services import Actor, audit_record, changes_between
 
-from .models import Event
-from .selectors import iso
+from .feedback import feedback_suppresses
+from .models import Detection, Event, EventAudit, EventDetection
+from .risk import risk_level_for
+from .selectors import event_list_item, iso
+
+if TYPE_CHECKING:  # the analysis result is plain data handed over by the pipeline; events never imports it at run time
+    from pipeline.analyzers.base import AnalysisOutcome
 
 EDITABLE_FIELDS = ("reviewed", "notes", "flagged", "snooze_until")
 
@@ -140,3 +152,137 @@ def _lifecycle_refusal(event: Event, delete: bool) -> str | None:
     if not delete and event.deleted_at is None:
         return "Event is not deleted"
     return None
+
+
+# --- Events from analyses (CONTRACT §4.6 step 5, §2.5 reanalyze) ------------------------------------------------
+
+SUMMARY_MAX, REASONING_MAX, ACTION_MAX = 1000, 4000, 500
+RAW_RESPONSE_MAX = 65536
+VERDICT_FIELDS = (
+    "risk_score",
+    "risk_level",
+    "summary",
+    "reasoning",
+    "recommended_action",
+    "analysis_status",
+    "anomaly_score",
+)
+
+
+def _verdict_fields(outcome: AnalysisOutcome, anomaly_score: float | None) -> dict:
+    """The event columns an analysis decides; the level is always derived from the clamped score (§4.7)."""
+    verdict = outcome.verdict
+    score = max(0, min(100, int(verdict.risk_score)))
+    return {
+        "risk_score": score,
+        "risk_level": risk_level_for(score),
+        "summary": (verdict.summary or "")[:SUMMARY_MAX],
+        "reasoning": (verdict.reasoning or "")[:REASONING_MAX],
+        "recommended_action": (verdict.recommended_action or "")[:ACTION_MAX],
+        "analysis_status": outcome.analysis_status,
+        "anomaly_score": anomaly_score,
+    }
+
+
+def _audit_fields(outcome: AnalysisOutcome) -> dict:
+    """Every EventAudit column an analysis fills (CONTRACT §1.2); evaluation columns start over."""
+    prompt = outcome.prompt or ""
+    return {
+        "backend": outcome.backend,
+        "model": (outcome.model or "")[:200],
+        "prompt": prompt,
+        "prompt_chars": len(prompt),
+        "prompt_token_estimate": math.ceil(len(prompt) / 4),
+        "raw_response": (outcome.raw_response or "")[:RAW_RESPONSE_MAX],
+        "parse_status": outcome.parse_status,
+        "parse_error": outcome.parse_error or "",
+        "llm_risk_score": outcome.llm_risk_score,
+        "llm_risk_level": outcome.llm_risk_level[:20] if outcome.llm_risk_level else outcome.llm_risk_level,
+        "rules_risk_score": outcome.rules_risk_score,
+        "attempts": outcome.attempts,
+        "latency_ms": outcome.latency_ms,
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "fallback_reason": outcome.fallback_reason[:200] if outcome.fallback_reason else outcome.fallback_reason,
+        "context_flags": dict(outcome.context_flags or {}),
+        "context_usage_score": None,
+        "reasoning_coherence_score": None,
+        "risk_justification_score": None,
+        "consistency_score": None,
+        "overall_quality_score": None,
+        "evaluation_status": "pending",
+        "evaluation_critique": "",
+        "evaluated_at": None,
+    }
+
+
+def object_types_text(detections: Sequence[Detection]) -> str:
+    """Distinct lowercase classes, sorted, joined by ``,`` without spaces (``car,person``)."""
+    return ",".join(sorted({d.object_type.lower() for d in detections}))[:500]
+
+
+def event_create_from_analysis(
+    *,
+    camera_id: str,
+    batch_id,
+    detections: Sequence[Detection],
+    outcome: AnalysisOutcome,
+    anomaly_score: float | None,
+    is_fast_path: bool,
+    now: dt.datetime,
+) -> Event:
+    """Event + EventDetection rows + EventAudit for one analysed batch, in the caller's transaction.
+
+    ``suppressed`` follows §5.6 (active matching feedback, not critical). After commit: ``event.created`` (the
+    ``/api/events`` list item) and ``hsi_events_created_total``. Raises ``IntegrityError`` when the batch already
+    has an event (the caller re-reads it).
+    """
+    if not detections:
+        raise ValueError("an event needs at least one detection")
+    fields = _verdict_fields(outcome, anomaly_score)
+    object_types = object_types_text(detections)
+    started_at = min(d.detected_at for d in detections)
+    with transaction.atomic():
+        event = Event.objects.create(
+            camera_id=camera_id,
+            batch_id=batch_id,
+            started_at=started_at,
+            ended_at=max(d.detected_at for d in detections),
+            object_types=object_types,
+            detection_count=len(detections),
+            is_fast_path=is_fast_path,
+            suppressed=feedback_suppresses(camera_id, object_types, started_at, fields["risk_level"], now=now),
+            created_at=now,
+            updated_at=now,
+            **fields,
+        )
+        EventDetection.objects.bulk_create(
+            [EventDetection(event=event, detection_id=d.id, created_at=now) for d in detections]
+        )
+        EventAudit.objects.create(event=event, created_at=now, **_audit_fields(outcome))
+    invalidate_counts("events")
+    broadcast("events", "event.created", event_list_item(event.id))
+    status, level = event.analysis_status, event.risk_level
+    transaction.on_commit(lambda: metrics.events_created.labels(analysis_status=status, risk_level=level).inc())
+    return event
+
+
+def event_reanalyzed(
+    event_id: int, *, outcome: AnalysisOutcome, anomaly_score: float | None, now: dt.datetime | None = None
+) -> Event | None:
+    """Replace the verdict fields and the EventAudit of an event with a new analysis, bump ``version`` and
+    broadcast ``event.updated`` (CONTRACT §2.5). Alerts are not re-evaluated. None when the event is gone or in
+    the trash."""
+    with transaction.atomic():
+        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None or event.deleted_at is not None:
+            return None
+        fields = _verdict_fields(outcome, anomaly_score)
+        changed = [name for name in VERDICT_FIELDS if getattr(event, name) != fields[name]]
+        for name, value in fields.items():
+            setattr(event, name, value)
+        _saved_with_new_version(event, list(VERDICT_FIELDS))
+        audit = {**_audit_fields(outcome), "created_at": now or timezone.now()}
+        EventAudit.objects.update_or_create(event=event, defaults=audit)
+        broadcast("events", "event.updated", event_updated_message(event, changed))
+    return event

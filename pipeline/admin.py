@@ -1,15 +1,15 @@
 """Django admin for the pipeline's durable records (CONTRACT §8.2): ingested files, batches and the DLQ.
 
-These rows are the pipeline's own state, so they are read-only here; requeueing and discarding failed jobs are
-lifecycle actions with their own audit rows (``/api/dlq``).
+These rows are the pipeline's own state, so they are read-only here. Failed jobs have the actions "requeue" and
+"discard", which go through the same services as ``/api/dlq`` (same audit rows, actor ``user:<username>``).
 """
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from pipeline.models import Batch, FailedJob, IngestedFile
-from system.admin import ReadOnlyAdmin
+from system.admin import ReadOnlyAdmin, admin_actor
 
 
 @admin.register(IngestedFile)
@@ -55,3 +55,29 @@ class FailedJobAdmin(ReadOnlyAdmin):
     list_filter = ("queue", "error_type")
     search_fields = ("task_name", "error", "camera_id")
     ordering = ("-created_at", "-id")
+    actions = ("requeue", "discard")
+
+    @admin.action(description="Requeue selected jobs (run them again)")
+    def requeue(self, request, queryset):
+        from pipeline.services import dlq_requeue
+
+        self._apply(request, queryset, dlq_requeue, "requeued")
+
+    @admin.action(description="Discard selected jobs")
+    def discard(self, request, queryset):
+        from pipeline.services import dlq_discard
+
+        self._apply(request, queryset, dlq_discard, "discarded")
+
+    def _apply(self, request, queryset, service, done: str) -> None:
+        from hsi.api.errors import NotFound
+
+        actor = admin_actor(request)
+        succeeded = 0
+        for job_id in queryset.values_list("pk", flat=True):
+            try:
+                service(job_id, actor=actor)
+            except NotFound:  # removed by someone else meanwhile
+                continue
+            succeeded += 1
+        self.message_user(request, f"{succeeded} job(s) {done}.", messages.SUCCESS)

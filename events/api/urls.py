@@ -3,11 +3,12 @@ parameter of the wrong shape (``/api/events/abc``) or beyond the 64-bit range ma
 
 from django.urls import re_path
 
-from . import views
+from . import baselines, views
 
 ID = r"(?P<{}>[0-9]{{1,18}})"
 EVENT = ID.format("event_id")
 DETECTION = ID.format("detection_id")
+CAMERA = r"(?P<camera_id>[^/]+)"
 
 urlpatterns = [
     re_path(r"^events/?$", views.EventListView.as_view(), name="event-list"),
@@ -19,4 +20,15 @@ urlpatterns = [
     re_path(r"^detections/?$", views.DetectionListView.as_view(), name="detection-list"),
     re_path(r"^detections/stats/?$", views.DetectionStatsView.as_view(), name="detection-stats"),
     re_path(rf"^detections/{DETECTION}/?$", views.DetectionDetailView.as_view(), name="detection-detail"),
+    re_path(rf"^cameras/{CAMERA}/baseline/?$", baselines.CameraBaselineView.as_view(), name="camera-baseline"),
+    re_path(
+        rf"^cameras/{CAMERA}/baseline/anomalies/?$",
+        baselines.CameraBaselineAnomaliesView.as_view(),
+        name="camera-baseline-anomalies",
+    ),
+    re_path(
+        rf"^cameras/{CAMERA}/baseline/rebuild/?$",
+        baselines.CameraBaselineRebuildView.as_view(),
+        name="camera-baseline-rebuild",
+    ),
 ]

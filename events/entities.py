@@ -1,0 +1,319 @@
+"""Entity re-identification (CONTRACT §4.10): one embedding per detection, matched to recent entities.
+
+``detection_embedding`` picks the vector of one detection (the detector's, else an HSV colour histogram of its
+crop). ``entities_link`` runs inside the caller's transaction, after the Detection rows exist: it links each
+detection to the most similar recent entity of its type (same embedding model and size, cosine ≥ threshold,
+greedy one-to-one within a frame) or creates a new one. On PostgreSQL linking is serialised per entity type with
+a transaction-scoped advisory lock and the candidate rows are locked, so two workers neither lose an update nor
+both create an entity for the same newcomer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
+
+from .models import Detection, Entity, EntityType
+
+ENTITY_TYPES: dict[str, str] = {
+    "person": EntityType.PERSON,
+    **dict.fromkeys(("car", "truck", "bus", "motorcycle", "bicycle"), EntityType.VEHICLE),
+    **dict.fromkeys(("dog", "cat", "bird", "horse", "sheep", "cow", "bear"), EntityType.ANIMAL),
+}
+HSV_MODEL = "hsv-hist-256"
+HSV_BINS = (16, 4, 4)
+MIN_CROP_PIXELS = 16
+OLD_WEIGHT = 0.8
+NEW_WEIGHT = 0.2
+_LOCK_NAMESPACE = 0x48534945  # "HSIE"
+_TYPE_ORDER = (EntityType.PERSON, EntityType.VEHICLE, EntityType.ANIMAL)
+
+
+def entity_type_for(object_type: str) -> str | None:
+    """The entity type of a detection class, None for classes that get no entity."""
+    value = ENTITY_TYPES.get(object_type.lower())
+    return str(value) if value is not None else None
+
+
+# --- Embeddings ---------------------------------------------------------------------------------------------------
+
+
+def detection_embedding(
+    object_type: str,
+    bbox: tuple[int, int, int, int],
+    pixels_bgr: np.ndarray | None,
+    provided: list[float] | None,
+    detector_model: str,
+) -> tuple[list[float], str] | None:
+    """(vector, model) for one detection: the detector's embedding (model = detector model name), else the
+    256-bin HSV histogram of the ``(x, y, width, height)`` crop. None for classes without an entity type, and
+    for crops under 16×16 px when the detector gave no embedding."""
+    if entity_type_for(object_type) is None:
+        return None
+    vector = _usable_vector(provided)
+    if vector is not None:
+        return vector, detector_model or "detector"
+    if pixels_bgr is None:
+        return None
+    crop = _crop(pixels_bgr, bbox)
+    if crop is None:
+        return None
+    histogram = hsv_histogram(crop)
+    return (histogram, HSV_MODEL) if histogram is not None else None
+
+
+def hsv_histogram(crop_bgr: np.ndarray) -> list[float] | None:
+    """16 hue × 4 saturation × 4 value bins (OpenCV ``calcHist``), L2-normalised."""
+    import cv2
+
+    if crop_bgr.ndim == 2:
+        crop_bgr = cv2.cvtColor(crop_bgr, cv2.COLOR_GRAY2BGR)
+    elif crop_bgr.shape[2] == 4:
+        crop_bgr = cv2.cvtColor(crop_bgr, cv2.COLOR_BGRA2BGR)
+    hsv = cv2.cvtColor(np.ascontiguousarray(crop_bgr), cv2.COLOR_BGR2HSV)
+    histogram = cv2.calcHist([hsv], [0, 1, 2], None, list(HSV_BINS), [0, 180, 0, 256, 0, 256]).flatten()
+    unit = _normalised(histogram.astype(np.float64))
+    return None if unit is None else unit.tolist()
+
+
+def _crop(pixels: np.ndarray, bbox: tuple[int, int, int, int]) -> np.ndarray | None:
+    x, y, width, height = (int(v) for v in bbox)
+    frame_height, frame_width = pixels.shape[:2]
+    left, top = max(0, x), max(0, y)
+    right, bottom = min(frame_width, x + width), min(frame_height, y + height)
+    if right - left < MIN_CROP_PIXELS or bottom - top < MIN_CROP_PIXELS:
+        return None
+    return pixels[top:bottom, left:right]
+
+
+def _usable_vector(values: Sequence[float] | None) -> list[float] | None:
+    """The detector's vector as floats, or None when absent, empty, non-finite or all zeros."""
+    if not values:
+        return None
+    try:
+        vector = [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in vector) or not any(vector):
+        return None
+    return vector
+
+
+def _normalised(vector: np.ndarray) -> np.ndarray | None:
+    norm = float(np.linalg.norm(vector))
+    if not math.isfinite(norm) or norm == 0.0:
+        return None
+    return vector / norm
+
+
+# --- Linking --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Sighting:
+    detection: Detection
+    entity_type: str
+    model: str
+    vector: np.ndarray  # L2-normalised
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return self.entity_type, self.model, len(self.vector)
+
+
+@dataclass
+class _Pool:
+    """The candidate entities of one (type, model, dimension), with their unit embeddings as matrix rows."""
+
+    entities: list[Entity] = field(default_factory=list)
+    rows: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, entity: Entity, vector: np.ndarray) -> None:
+        self.entities.append(entity)
+        self.rows.append(vector)
+
+    def similarities(self, vectors: np.ndarray) -> np.ndarray:
+        if not self.rows:
+            return np.zeros((len(vectors), 0))
+        return np.clip(vectors @ np.vstack(self.rows).T, -1.0, 1.0)
+
+
+@dataclass
+class _Changes:
+    created: dict = field(default_factory=dict)  # entity id -> Entity (not yet in the database)
+    updated: dict = field(default_factory=dict)  # entity id -> Entity (existing rows)
+    detections: list[Detection] = field(default_factory=list)
+
+
+def entities_link(frames: list[list[tuple[Detection, str]]], *, now: dt.datetime) -> None:
+    """Link the detections of each frame (``(detection, embedding model)``, ``embedding`` set) to entities.
+
+    Runs inside the caller's transaction. Detections without an embedding or an entity type are skipped.
+    """
+    if not settings.REID_ENABLED:
+        return
+    sightings = [[s for s in (_sighting(d, model) for d, model in frame) if s is not None] for frame in frames]
+    flat = [s for frame in sightings for s in frame]
+    if not flat:
+        return
+    _lock_entity_types({s.entity_type for s in flat})
+    pools = _candidate_pools(flat, now)
+    changes = _Changes()
+    threshold = settings.REID_SIMILARITY_THRESHOLD
+    for frame in sightings:
+        for key, group in _grouped(frame).items():
+            _link_group(group, pools.setdefault(key, _Pool()), threshold, changes)
+    _persist(changes)
+
+
+def _sighting(detection: Detection, model: str) -> _Sighting | None:
+    entity_type = entity_type_for(detection.object_type)
+    vector = _usable_vector(detection.embedding)
+    if entity_type is None or vector is None:
+        return None
+    unit = _normalised(np.asarray(vector, dtype=np.float64))
+    return _Sighting(detection, entity_type, model, unit) if unit is not None else None
+
+
+def _grouped(frame: list[_Sighting]) -> dict[tuple[str, str, int], list[_Sighting]]:
+    groups: dict[tuple[str, str, int], list[_Sighting]] = {}
+    for sighting in frame:
+        groups.setdefault(sighting.key, []).append(sighting)
+    return groups
+
+
+def _lock_entity_types(entity_types: set[str]) -> None:
+    """PostgreSQL: serialise linking per entity type until the transaction ends (always in the same order)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for entity_type in sorted(entity_types, key=_TYPE_ORDER.index):
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, _TYPE_ORDER.index(entity_type)])
+
+
+def _candidate_pools(sightings: list[_Sighting], now: dt.datetime) -> dict[tuple[str, str, int], _Pool]:
+    """Recent entities that could match, one locked query per entity type."""
+    since = now - dt.timedelta(hours=settings.REID_WINDOW_HOURS)
+    wanted: dict[str, set[tuple[str, int]]] = {}
+    for sighting in sightings:
+        wanted.setdefault(sighting.entity_type, set()).add((sighting.model, len(sighting.vector)))
+    pools: dict[tuple[str, str, int], _Pool] = {}
+    for entity_type, keys in wanted.items():
+        candidates = (
+            Entity.objects.filter(
+                entity_type=entity_type,
+                last_seen_at__gte=since,
+                embedding_model__in={model for model, _ in keys},
+                embedding_dim__in={dim for _, dim in keys},
+            )
+            .annotate(primary_confidence=F("primary_detection__confidence"))
+            .select_for_update(of=("self",))
+            .order_by("pk")
+        )
+        for entity in candidates:
+            key = (entity_type, entity.embedding_model, entity.embedding_dim)
+            vector = _stored_unit_vector(entity)
+            if key[1:] in keys and vector is not None:
+                pools.setdefault(key, _Pool()).add(entity, vector)
+    return pools
+
+
+def _stored_unit_vector(entity: Entity) -> np.ndarray | None:
+    vector = _usable_vector(entity.embedding)
+    if vector is None or len(vector) != entity.embedding_dim:
+        return None
+    return _normalised(np.asarray(vector, dtype=np.float64))
+
+
+def _link_group(group: list[_Sighting], pool: _Pool, threshold: float, changes: _Changes) -> None:
+    """Greedy one-to-one matching of one frame's sightings of one kind; the rest become new entities."""
+    similarities = pool.similarities(np.vstack([s.vector for s in group]))
+    pairs = [(similarities[i, j], i, j) for i, j in zip(*np.nonzero(similarities >= threshold), strict=True)]
+    pairs.sort(key=lambda pair: (-pair[0], pair[1], pair[2]))
+    taken_sightings: set[int] = set()
+    taken_entities: set[int] = set()
+    for similarity, i, j in pairs:
+        if i in taken_sightings or j in taken_entities:
+            continue
+        taken_sightings.add(i)
+        taken_entities.add(j)
+        _link(group[i], pool, int(j), float(similarity), changes)
+    for index, sighting in enumerate(group):
+        if index not in taken_sightings:
+            _create(sighting, pool, changes)
+
+
+def _link(sighting: _Sighting, pool: _Pool, index: int, similarity: float, changes: _Changes) -> None:
+    entity, detection = pool.entities[index], sighting.detection
+    mean = _normalised(OLD_WEIGHT * pool.rows[index] + NEW_WEIGHT * sighting.vector)
+    if mean is not None:
+        pool.rows[index] = mean
+        entity.embedding = mean.tolist()
+    entity.detection_count += 1
+    entity.first_seen_at = min(entity.first_seen_at, detection.detected_at)
+    entity.last_seen_at = max(entity.last_seen_at, detection.detected_at)
+    if detection.camera_id not in entity.cameras_seen:
+        entity.cameras_seen = [*entity.cameras_seen, detection.camera_id]
+    primary_confidence = getattr(entity, "primary_confidence", None)
+    if primary_confidence is None or detection.confidence > primary_confidence:
+        entity.primary_detection_id = detection.id
+        entity.primary_confidence = detection.confidence
+    detection.entity_id = entity.id
+    detection.entity_similarity = similarity
+    if entity.id not in changes.created:
+        changes.updated[entity.id] = entity
+    changes.detections.append(detection)
+
+
+def _create(sighting: _Sighting, pool: _Pool, changes: _Changes) -> None:
+    detection = sighting.detection
+    entity = Entity(
+        entity_type=sighting.entity_type,
+        embedding=sighting.vector.tolist(),
+        embedding_model=sighting.model,
+        embedding_dim=len(sighting.vector),
+        first_seen_at=detection.detected_at,
+        last_seen_at=detection.detected_at,
+        detection_count=1,
+        cameras_seen=[detection.camera_id],
+        primary_detection_id=detection.id,
+    )
+    entity.primary_confidence = detection.confidence
+    pool.add(entity, sighting.vector)
+    changes.created[entity.id] = entity
+    detection.entity_id = entity.id
+    detection.entity_similarity = None
+    changes.detections.append(detection)
+
+
+def _persist(changes: _Changes) -> None:
+    now = timezone.now()
+    if changes.created:
+        for entity in changes.created.values():
+            entity.created_at = entity.updated_at = now
+        Entity.objects.bulk_create(list(changes.created.values()))
+    if changes.updated:
+        for entity in changes.updated.values():
+            entity.updated_at = now
+        Entity.objects.bulk_update(
+            list(changes.updated.values()),
+            [
+                "embedding",
+                "detection_count",
+                "first_seen_at",
+                "last_seen_at",
+                "cameras_seen",
+                "primary_detection",
+                "updated_at",
+            ],
+        )
+    if changes.detections:
+        Detection.objects.bulk_update(changes.detections, ["entity", "entity_similarity"])
