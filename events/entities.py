@@ -199,8 +199,14 @@ def _lock_entity_types(entity_types: set[str]) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, _TYPE_ORDER.index(entity_type)])
 
 
+# At most this many of the most recently seen entities per type are compared with a new sighting: without a
+# bound, a camera that creates many entities (noise, crowds) would load and lock every entity of the last
+# REID_WINDOW_HOURS for each file, and the per-file cost would grow all day.
+REID_MAX_CANDIDATES = 500
+
+
 def _candidate_pools(sightings: list[_Sighting], now: dt.datetime) -> dict[tuple[str, str, int], _Pool]:
-    """Recent entities that could match, one locked query per entity type."""
+    """Recently seen entities that could match (the REID_MAX_CANDIDATES newest), one locked query per type."""
     since = now - dt.timedelta(hours=settings.REID_WINDOW_HOURS)
     wanted: dict[str, set[tuple[str, int]]] = {}
     for sighting in sightings:
@@ -216,7 +222,7 @@ def _candidate_pools(sightings: list[_Sighting], now: dt.datetime) -> dict[tuple
             )
             .annotate(primary_confidence=F("primary_detection__confidence"))
             .select_for_update(of=("self",))
-            .order_by("pk")
+            .order_by("-last_seen_at", "pk")[:REID_MAX_CANDIDATES]
         )
         for entity in candidates:
             key = (entity_type, entity.embedding_model, entity.embedding_dim)
