@@ -1,0 +1,585 @@
+"""Pipeline throughput and our own per-image overhead, next to the detector's cost.
+
+Drives the real pipeline in-process, eagerly (``CELERY_TASK_ALWAYS_EAGER``: every ``enqueue`` runs inline after
+its commit), against a scratch PostgreSQL database (``hsi_bench_pipeline``) and the Redis cache: for each image
+file written into a camera folder, ``pipeline.ingest.file_ingest`` hashes, validates and records it, then
+``pipeline.process_file`` detects, stores detections and thumbnails and batches them, and a closing batch runs
+``pipeline.analyze_batch`` with the rules analyzer. One call per image is timed end to end; the time spent inside
+the detector backend's ``detect`` is timed too, and the difference is *our* overhead.
+
+Three measurements:
+
+1. **Fake detector, one process**: the HTTP backend against the loopback fake detector of the tests
+   (``tests/fakes/detector_server.py``, run in a process of its own, answering at once with a person and a car).
+   Per-image end-to-end ms, detector (HTTP round trip) ms and overhead ms: p50/p95/p99.
+2. **Fake detector, N processes** (``--processes``, default: the CPU count): the same work split over N
+   processes, each with its own cameras and database connection, as N workers would run it. Images/s end to end.
+3. **Embedded OpenCV detector**: its ms per 1280×720 frame (a figure walking across a scene, so the motion gate
+   lets HOG run on every frame), inside the same pipeline, next to the pipeline's overhead as a ratio.
+
+Targets (pipeline issue): >= 100 images/s and overhead p95 <= 20 ms with the fake detector; overhead <= 5 % of
+the OpenCV detector's time per 1280×720 frame. Always exits 0 (a report); prints PASS/FAIL per target, and the
+counts (files in vs. detections and events out) that show nothing was lost or duplicated.
+
+    .venv/bin/python -m bench.pipeline                      # 1,000 images (+ 1,000 in parallel), 60 OpenCV frames
+    .venv/bin/python -m bench.pipeline --images 300 --opencv-images 30 --processes 2
+    .venv/bin/python -m bench.pipeline --profile            # also print the top functions of the sequential run
+
+See bench/README.md for the options and the last figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: python bench/pipeline.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import _common
+
+DATABASE_NAME = "hsi_bench_pipeline"
+KEY_PREFIX = "hsibench_pipeline"
+WIDTH, HEIGHT = 1280, 720
+TARGET_IMAGES_PER_SECOND = 100.0
+TARGET_OVERHEAD_P95_MS = 20.0
+TARGET_OPENCV_RATIO = 0.05
+FAKE_DETECTIONS = (  # what the fake detector finds in every image (bbox as fractions): no fast path (person < 0.90)
+    ("person", 0.82, (0.39, 0.35, 0.11, 0.53)),
+    ("car", 0.71, (0.05, 0.58, 0.28, 0.30)),
+)
+PIPELINE_ENV = {
+    "LLM_BACKEND": "rules",
+    "BATCH_MAX_DETECTIONS": "50",
+    "BATCH_WINDOW_SECONDS": "3600",
+    "BATCH_IDLE_TIMEOUT_SECONDS": "3600",
+    "FAST_PATH_ENABLED": "false",
+    "THROTTLE_ENABLED": "false",
+    "NOTIFICATIONS_ENABLED": "false",
+    "LOG_LEVEL": "warning",
+    "LOG_DB_MIN_LEVEL": "error",
+    "RETRY_BASE_DELAY_SECONDS": "0",
+}
+
+
+# --- the fake detector, in a process of its own ------------------------------------------------------------
+
+
+def fake_detections(width: int, height: int) -> list[dict]:
+    return [
+        {
+            "class": cls,
+            "confidence": confidence,
+            "bbox": {"x": int(x * width), "y": int(y * height), "width": int(w * width), "height": int(h * height)},
+        }
+        for cls, confidence, (x, y, w, h) in FAKE_DETECTIONS
+    ]
+
+
+def _serve_fake_detector(port_pipe, detections: list[dict]) -> None:  # pragma: no cover - child process
+    from collections import deque
+
+    from tests.fakes.detector_server import FakeDetector
+
+    fake = FakeDetector()
+    fake.requests = deque(maxlen=16)  # keep memory flat: the bench never reads what was sent
+    fake.detections = detections
+    fake.inference_time_ms = 0.0
+    fake.start()
+    port_pipe.send(fake.port)
+    port_pipe.close()
+    while True:
+        time.sleep(3600)
+
+
+def start_fake_detector(width: int, height: int) -> tuple[multiprocessing.Process, str]:
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    arguments = (sender, fake_detections(width, height))
+    process = multiprocessing.get_context("fork").Process(target=_serve_fake_detector, args=arguments, daemon=True)
+    process.start()
+    if not receiver.poll(30):
+        raise SystemExit("the fake detector did not start within 30 s")
+    return process, f"http://127.0.0.1:{receiver.recv()}"
+
+
+# --- images ------------------------------------------------------------------------------------------------
+
+
+def camera_frames(count: int, seed: int, width: int = WIDTH, height: int = HEIGHT) -> Iterable[bytes]:
+    """``count`` unique JPEGs of one camera: a figure walking across a textured scene (the demo frames)."""
+    import numpy as np
+
+    from pipeline.management.commands.drop_demo_images import demo_background, demo_frame
+
+    rng = np.random.default_rng(seed)
+    background = demo_background(width, height, rng)
+    for index in range(count):
+        yield demo_frame(background, index, rng, label=f"bench {seed} {index:06d}")
+
+
+def write_images(
+    root: Path, cameras: Sequence[str], per_camera: int, seed: int, size: tuple[int, int] = (WIDTH, HEIGHT)
+) -> list[Path]:
+    """Write the frames into ``<root>/<camera>/``; returns the paths interleaved across cameras, in write order."""
+    by_camera: list[list[Path]] = []
+    for number, camera in enumerate(cameras):
+        folder = root / camera
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for index, data in enumerate(camera_frames(per_camera, seed * 1000 + number, *size)):
+            path = folder / f"{camera}_{index:06d}.jpg"
+            path.write_bytes(data)
+            paths.append(path)
+        by_camera.append(paths)
+    return [path for group in zip(*by_camera, strict=True) for path in group]
+
+
+# --- the timed run -----------------------------------------------------------------------------------------
+
+
+class DetectorClock:
+    """Wraps the process's detector backend instance so the seconds spent inside ``detect`` are added up."""
+
+    def __init__(self):
+        from pipeline.detectors import get_detector
+
+        self.detector = get_detector()
+        self.seconds = 0.0
+        self.calls = 0
+        original = self.detector.detect
+
+        def timed_detect(frame):
+            started = time.perf_counter()
+            try:
+                return original(frame)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.calls += 1
+
+        self.detector.detect = timed_detect  # instance attribute: only this process's instance is timed
+
+
+@dataclass
+class RunResult:
+    label: str
+    total_ms: list[float] = field(default_factory=list)
+    detector_ms: list[float] = field(default_factory=list)
+    elapsed_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    results: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def overhead_ms(self) -> list[float]:
+        return [total - detector for total, detector in zip(self.total_ms, self.detector_ms, strict=True)]
+
+    @property
+    def images_per_second(self) -> float:
+        return len(self.total_ms) / self.elapsed_seconds if self.elapsed_seconds else 0.0
+
+    def merge(self, other: RunResult) -> None:
+        self.total_ms += other.total_ms
+        self.detector_ms += other.detector_ms
+        self.cpu_seconds += other.cpu_seconds
+        for key, value in other.results.items():
+            self.results[key] = self.results.get(key, 0) + value
+
+
+def ingest_all(paths: Sequence[Path], label: str) -> RunResult:
+    """``file_ingest`` each path in turn (the eager pipeline runs inside the call); time each call."""
+    from django.db import close_old_connections
+
+    from pipeline.ingest import file_ingest
+
+    clock = DetectorClock()
+    run = RunResult(label)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for path in paths:
+        close_old_connections()
+        detector_before = clock.seconds
+        before = time.perf_counter()
+        outcome = file_ingest(path)
+        after = time.perf_counter()
+        run.total_ms.append((after - before) * 1000)
+        run.detector_ms.append((clock.seconds - detector_before) * 1000)
+        run.results[outcome.result] = run.results.get(outcome.result, 0) + 1
+    run.elapsed_seconds = time.perf_counter() - started
+    run.cpu_seconds = time.process_time() - cpu_started
+    return run
+
+
+def _ingest_share(paths: list[Path], label: str, results) -> None:  # pragma: no cover - child process
+    from django.db import connections
+
+    connections.close_all()
+    try:
+        results.put(ingest_all(paths, label))
+    finally:
+        connections.close_all()
+
+
+def ingest_in_processes(paths: Sequence[Path], processes: int, cameras_per_process: Sequence[set[str]]) -> RunResult:
+    """Split ``paths`` by camera over ``processes`` forked processes, all started together; images/s = all / wall."""
+    from django.db import connections
+
+    from pipeline.detectors import reset_detector
+
+    shares = [[p for p in paths if p.parent.name in cameras] for cameras in cameras_per_process]
+    # Nothing connected may cross the fork: each child opens its own database connection and detector client
+    # (a pooled keep-alive HTTP connection shared by two processes interleaves their requests).
+    connections.close_all()
+    reset_detector()
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    children = [
+        context.Process(target=_ingest_share, args=(share, f"share {n}", queue)) for n, share in enumerate(shares)
+    ]
+    started = time.perf_counter()
+    for child in children:
+        child.start()
+    merged = RunResult(f"{processes} processes")
+    for _ in children:
+        merged.merge(queue.get())
+    merged.elapsed_seconds = time.perf_counter() - started
+    for child in children:
+        child.join()
+    return merged
+
+
+def close_open_batches() -> None:
+    """Close and analyse the batches still open at the end (their window has not passed), as beat would later."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pipeline.services import batching
+
+    batching.batches_close_expired(now=timezone.now() + dt.timedelta(days=1))
+
+
+def profile_call(call: Callable[[], object], top: int) -> None:
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(call)
+    ours = r"/(pipeline|events|media_serving|cameras|system|hsi)/"
+    print(f"\nTop {top} functions of the project by cumulative time (sequential fake-detector run, under cProfile):")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(ours, top)
+    print(f"\nTop {top} functions by own time (sequential fake-detector run, under cProfile):")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
+
+
+# --- correctness: files in vs. rows out ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Counts:
+    files: int
+    processed: int
+    no_detections: int
+    other_status: int
+    detections: int
+    linked: int
+    events: int
+    failed_jobs: int
+    open_batches: int
+
+
+def pipeline_counts() -> Counts:
+    from events.models import Detection, Event, EventDetection
+    from pipeline.models import Batch, FailedJob, IngestedFile
+
+    files = IngestedFile.objects.count()
+    processed = IngestedFile.objects.filter(status="processed").count()
+    empty = IngestedFile.objects.filter(status="no_detections").count()
+    return Counts(
+        files=files,
+        processed=processed,
+        no_detections=empty,
+        other_status=files - processed - empty,
+        detections=Detection.objects.count(),
+        linked=EventDetection.objects.values("detection_id").distinct().count(),
+        events=Event.objects.count(),
+        failed_jobs=FailedJob.objects.count(),
+        open_batches=Batch.objects.filter(status="open").count(),
+    )
+
+
+def counts_line(counts: Counts, images: int, detections_per_image: int | None) -> tuple[str, bool]:
+    """The check line of one run. With ``detections_per_image`` None (the OpenCV run: it finds what it finds),
+    files without detections are fine and the detection count is not checked against a figure."""
+    expected_detections = images * detections_per_image if detections_per_image is not None else counts.detections
+    expected_processed = images if detections_per_image else counts.processed
+    ok = (
+        counts.files == images
+        and counts.processed == expected_processed
+        and counts.processed + counts.no_detections == images
+        and counts.detections == expected_detections
+        and counts.linked == counts.detections
+        and counts.failed_jobs == 0
+        and counts.open_batches == 0
+    )
+    line = (
+        f"files in {images}: IngestedFile {counts.files} (processed {counts.processed}, no detections "
+        f"{counts.no_detections}, other {counts.other_status}); "
+        f"detections {counts.detections}"
+        + (f" (expected {expected_detections})" if detections_per_image is not None else "")
+        + f", in an event {counts.linked}; events {counts.events}; DLQ {counts.failed_jobs}; "
+        f"open batches {counts.open_batches}"
+    )
+    return line, ok
+
+
+def reset_pipeline_rows() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE events_eventdetection, events_eventaudit, events_event, events_detection, events_entity, "
+            "pipeline_batch, pipeline_ingestedfile, pipeline_failedjob, cameras_camera RESTART IDENTITY CASCADE"
+        )
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+# --- OpenCV --------------------------------------------------------------------------------------------------
+
+
+def opencv_alone(frames: Sequence[bytes]) -> list[float]:
+    """ms per frame of the embedded detector by itself (decode included), one camera, consecutive frames."""
+    from pipeline.detectors.base import Frame
+    from pipeline.detectors.opencv import OpenCVDetector
+
+    detector = OpenCVDetector(motion_enabled=True)
+    samples = []
+    for index, data in enumerate(frames):
+        frame = Frame(data=data, filename=f"{index}.jpg", mime_type="image/jpeg", camera_id="bench_alone")
+        started = time.perf_counter()
+        detector.detect(frame)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples[1:]  # the first frame has no previous frame: HOG without the motion pass
+
+
+# --- report --------------------------------------------------------------------------------------------------
+
+
+def stats_row(name: str, samples: Sequence[float]) -> list[str]:
+    ordered = sorted(samples)
+    mean = sum(ordered) / len(ordered) if ordered else float("nan")
+    return [
+        name,
+        str(len(ordered)),
+        _common.fmt(_common.percentile(ordered, 0.50)),
+        _common.fmt(_common.percentile(ordered, 0.95)),
+        _common.fmt(_common.percentile(ordered, 0.99)),
+        _common.fmt(mean),
+    ]
+
+
+def p(samples: Sequence[float], fraction: float) -> float:
+    return _common.percentile(sorted(samples), fraction)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=1000, help="images per fake-detector run (default 1000)")
+    parser.add_argument("--cameras", type=int, default=4, help="camera folders (default 4)")
+    parser.add_argument("--processes", type=int, default=_common.cpu_count(), help="processes of the parallel run")
+    parser.add_argument("--width", type=int, default=WIDTH, help=f"image width of the fake-detector runs ({WIDTH})")
+    parser.add_argument("--height", type=int, default=HEIGHT, help=f"image height of the fake-detector runs ({HEIGHT})")
+    parser.add_argument("--opencv-images", type=int, default=60, help="images of the OpenCV run (default 60)")
+    parser.add_argument("--db-base", default=_common.DEFAULT_DATABASE_BASE)
+    parser.add_argument("--db-name", default=DATABASE_NAME)
+    parser.add_argument("--redis-url", default=_common.DEFAULT_REDIS_URL)
+    parser.add_argument("--profile", action="store_true", help="cProfile the sequential run, print the top 30")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.cameras % max(args.processes, 1):
+        args.cameras = args.processes * max(1, round(args.cameras / args.processes))
+    work = Path(tempfile.mkdtemp(prefix="hsi-bench-pipeline-"))
+    foscam, data = work / "foscam", work / "data"
+    foscam.mkdir()
+    data.mkdir()
+    fake_process, fake_url = start_fake_detector(args.width, args.height)
+    url = _common.database_url(args.db_base, args.db_name)
+    print(f"Creating scratch database {args.db_name} ...")
+    _common.recreate_database(args.db_base, args.db_name)
+    _common.setup_django(
+        url,
+        redis_url=args.redis_url,
+        key_prefix=KEY_PREFIX,
+        extra_env={
+            **PIPELINE_ENV,
+            "DETECTOR_URL": fake_url,
+            "FOSCAM_BASE_PATH": str(foscam),
+            "HSI_DATA_DIR": str(data),
+        },
+    )
+    from django.conf import settings
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # every dispatch runs inline after its commit
+    print(f"migrate: {_common.migrate():.1f} s")
+    try:
+        report = run(args, foscam)
+    finally:
+        fake_process.terminate()
+        shutil.rmtree(work, ignore_errors=True)
+    for line in _common.environment_lines(url):
+        print(line)
+    print(report)
+    return 0
+
+
+def run(args: argparse.Namespace, foscam: Path) -> str:
+    from django.conf import settings
+
+    from pipeline.detectors import reset_detector
+
+    cameras = [f"cam_{n:02d}" for n in range(args.cameras)]
+    per_camera = max(1, args.images // len(cameras))
+    images = per_camera * len(cameras)
+    size = (args.width, args.height)
+    print(f"Writing {images} + {images} images ({args.width}x{args.height}) into {len(cameras)} camera folders ...")
+    sequential_paths = write_images(foscam / "sequential", cameras, per_camera, seed=1, size=size)
+    parallel_paths = write_images(foscam / "parallel", cameras, per_camera, seed=2, size=size)
+    sizes = sorted(p.stat().st_size for p in sequential_paths)
+    print(f"  JPEG size p50 {sizes[len(sizes) // 2] / 1024:.0f} KiB")
+    settings.FOSCAM_BASE_PATH = foscam / "sequential"
+
+    # 0. warm-up (first-use imports, the HTTP client, the HOG descriptor), then an empty database
+    warm = write_images(foscam / "warmup", ["warm"], 5, seed=9, size=size)
+    settings.FOSCAM_BASE_PATH = foscam / "warmup"
+    ingest_all(warm, "warm-up")
+    reset_pipeline_rows()
+
+    # 1. fake detector, one process
+    settings.FOSCAM_BASE_PATH = foscam / "sequential"
+    print(f"Run 1: fake detector, 1 process, {images} images ...")
+    holder: dict[str, RunResult] = {}
+    if args.profile:
+        profile_call(lambda: holder.setdefault("run", ingest_all(sequential_paths, "1 process")), 30)
+    else:
+        holder["run"] = ingest_all(sequential_paths, "1 process")
+    sequential = holder["run"]
+    close_open_batches()
+    sequential_counts = counts_line(pipeline_counts(), images, len(FAKE_DETECTIONS))
+    reset_pipeline_rows()
+
+    # 2. fake detector, N processes
+    settings.FOSCAM_BASE_PATH = foscam / "parallel"
+    print(f"Run 2: fake detector, {args.processes} processes, {images} images ...")
+    groups = [set(cameras[n :: args.processes]) for n in range(args.processes)]
+    parallel = ingest_in_processes(parallel_paths, args.processes, groups)
+    close_open_batches()
+    parallel_counts = counts_line(pipeline_counts(), images, len(FAKE_DETECTIONS))
+    reset_pipeline_rows()
+
+    # 3. embedded OpenCV detector
+    print(f"Run 3: embedded OpenCV detector, 1 camera, {args.opencv_images} images ...")
+    opencv_paths = write_images(foscam / "opencv", ["opencv_cam"], args.opencv_images + 1, seed=3)
+    settings.FOSCAM_BASE_PATH = foscam / "opencv"
+    settings.DETECTOR_URL = None
+    settings.DETECTOR_BACKEND = "opencv"
+    reset_detector()
+    ingest_all(opencv_paths[:1], "opencv warm-up")  # the camera's first frame: no motion pass yet
+    opencv = ingest_all(opencv_paths[1:], "opencv")
+    close_open_batches()
+    opencv_counts = counts_line(pipeline_counts(), args.opencv_images + 1, None)
+    alone = opencv_alone([p.read_bytes() for p in opencv_paths])
+    return render(args, images, sequential, parallel, opencv, alone, sequential_counts, parallel_counts, opencv_counts)
+
+
+def render(args, images, sequential, parallel, opencv, alone, *counts) -> str:
+    import io
+
+    out = io.StringIO()
+    print("\nPer image, ms (end to end = one file_ingest call with the eager pipeline inside it)", file=out)
+    headers = ["run / part", "n", "p50", "p95", "p99", "mean"]
+    rows = [
+        stats_row("fake detector, 1 process: end to end", sequential.total_ms),
+        stats_row("  detector (HTTP round trip)", sequential.detector_ms),
+        stats_row("  our overhead", sequential.overhead_ms),
+        stats_row(f"fake detector, {args.processes} processes: end to end", parallel.total_ms),
+        stats_row("  our overhead", parallel.overhead_ms),
+        stats_row("OpenCV detector, 1 process: end to end", opencv.total_ms),
+        stats_row("  detector (OpenCV detect)", opencv.detector_ms),
+        stats_row("  our overhead", opencv.overhead_ms),
+        stats_row("OpenCV detect alone, 1280x720 frame", alone),
+    ]
+    _common.print_table(headers, rows, out=out)
+    print("\nThroughput, images/s end to end (wall clock, analysis of closing batches included)", file=out)
+    _common.print_table(
+        ["run", "images", "seconds", "images/s", "cpu ms/image (this process)"],
+        [
+            [
+                "fake detector, 1 process",
+                str(len(sequential.total_ms)),
+                _common.fmt(sequential.elapsed_seconds),
+                _common.fmt(sequential.images_per_second, 1),
+                _common.fmt(sequential.cpu_seconds * 1000 / max(len(sequential.total_ms), 1)),
+            ],
+            [
+                f"fake detector, {args.processes} processes",
+                str(len(parallel.total_ms)),
+                _common.fmt(parallel.elapsed_seconds),
+                _common.fmt(parallel.images_per_second, 1),
+                _common.fmt(parallel.cpu_seconds * 1000 / max(len(parallel.total_ms), 1)),
+            ],
+            [
+                "OpenCV detector, 1 process",
+                str(len(opencv.total_ms)),
+                _common.fmt(opencv.elapsed_seconds),
+                _common.fmt(opencv.images_per_second, 1),
+                _common.fmt(opencv.cpu_seconds * 1000 / max(len(opencv.total_ms), 1)),
+            ],
+        ],
+        out=out,
+    )
+    print("\nFiles in vs. rows out (0 lost, 0 duplicated)", file=out)
+    checks = []
+    for name, (line, ok) in zip(("1 process", f"{args.processes} processes", "OpenCV"), counts, strict=True):
+        print(f"  {_common.verdict(ok)}  {name}: {line}", file=out)
+        checks.append(ok)
+    best_rate = max(sequential.images_per_second, parallel.images_per_second)
+    overhead_p95 = p(sequential.overhead_ms, 0.95)
+    ratio_p50 = p(opencv.overhead_ms, 0.50) / p(opencv.detector_ms, 0.50)
+    ratio_mean = (sum(opencv.overhead_ms) / len(opencv.overhead_ms)) / (
+        sum(opencv.detector_ms) / len(opencv.detector_ms)
+    )
+    print(
+        f"\nTargets: >= {TARGET_IMAGES_PER_SECOND:g} images/s and overhead p95 <= {TARGET_OVERHEAD_P95_MS:g} ms "
+        f"(fake detector); overhead <= {TARGET_OPENCV_RATIO:.0%} of the OpenCV detector's time per frame",
+        file=out,
+    )
+    targets = [
+        (best_rate >= TARGET_IMAGES_PER_SECOND, f"throughput {best_rate:,.1f} images/s (best of the two runs)"),
+        (overhead_p95 <= TARGET_OVERHEAD_P95_MS, f"overhead p95 {overhead_p95:.2f} ms (1 process)"),
+        (
+            ratio_p50 <= TARGET_OPENCV_RATIO,
+            f"overhead / OpenCV detector {ratio_p50:.1%} at p50 ({p(opencv.overhead_ms, 0.5):.2f} ms / "
+            f"{p(opencv.detector_ms, 0.5):.2f} ms; {ratio_mean:.1%} of the means)",
+        ),
+    ]
+    for passed, text in targets:
+        print(f"  {_common.verdict(passed)}  {text}", file=out)
+    missed = sum(not passed for passed, _ in targets) + sum(not ok for ok in checks)
+    print(f"\n{missed} target(s)/check(s) missed" if missed else "\nAll targets met", file=out)
+    print(f"Load average at the end (1/5/15 min): {_common.load_average()} on {_common.cpu_count()} CPU(s)", file=out)
+    return out.getvalue()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
