@@ -203,7 +203,9 @@ def test_a_batch_left_open_by_a_stop_is_closed_by_the_first_tick_after_the_resta
     # Then the batch is closed and analysed, with every detection in the event and none twice
     event = _poll(second, "/api/events", _event_with_detections)
     assert event["detection_count"] == detection_count
-    assert _rows(database, "SELECT status, close_reason FROM pipeline_batch") == [("done", "idle")]
+    # (idle, or window when the restart itself took longer than the window on a loaded machine)
+    [(status, close_reason)] = _rows(database, "SELECT status, close_reason FROM pipeline_batch")
+    assert (status, close_reason in ("idle", "window")) == ("done", True)
     files = _rows(database, "SELECT COUNT(*), COUNT(DISTINCT sha256) FROM pipeline_ingestedfile")
     assert files == [(len(paths), len(paths))]
     assert _stop_server(second) == 0
