@@ -105,12 +105,9 @@ def file_ingest(
     started = time.perf_counter()
     path = Path(os.path.abspath(path))
     actor = Actor.system(source)
-    if camera is None:
-        camera, why = _camera_for_path(path, actor)
-        if camera is None:
-            return _finish(IngestOutcome(IGNORED, reason=why), started)
-    if not camera.enabled:
-        return _finish(IngestOutcome(SKIPPED_DISABLED, reason="camera_disabled", camera=camera), started)
+    camera, refusal = _camera_accepting(path, camera, actor)
+    if refusal is not None:
+        return _finish(refusal, started)
     media_type = media_type_for(path)
     if media_type is None:
         return _finish(IngestOutcome(IGNORED, reason="not_media", camera=camera), started)
@@ -125,6 +122,17 @@ def file_ingest(
     return _finish(outcome, started)
 
 
+def _camera_accepting(path: Path, camera: Camera | None, actor: Actor) -> tuple[Camera | None, IngestOutcome | None]:
+    """The camera that takes ``path`` (the given one, else the folder's), or the outcome that refuses the file."""
+    if camera is None:
+        camera, why = _camera_for_path(path, actor)
+        if camera is None:
+            return None, IngestOutcome(IGNORED, reason=why)
+    if not camera.enabled:
+        return camera, IngestOutcome(SKIPPED_DISABLED, reason="camera_disabled", camera=camera)
+    return camera, None
+
+
 def file_record_unstable(
     path: str | os.PathLike, *, source: str = "watcher", camera: Camera | None = None
 ) -> IngestOutcome:
@@ -132,12 +140,9 @@ def file_record_unstable(
     started = time.perf_counter()
     path = Path(os.path.abspath(path))
     actor = Actor.system(source)
-    if camera is None:
-        camera, why = _camera_for_path(path, actor)
-        if camera is None:
-            return _finish(IngestOutcome(IGNORED, reason=why), started)
-    if not camera.enabled:
-        return _finish(IngestOutcome(SKIPPED_DISABLED, reason="camera_disabled", camera=camera), started)
+    camera, refusal = _camera_accepting(path, camera, actor)
+    if refusal is not None:
+        return _finish(refusal, started)
     media_type = media_type_for(path)
     try:
         size = path.stat().st_size
