@@ -178,45 +178,11 @@ def data_dir(settings):
     return settings.HSI_DATA_DIR
 
 
-class EventsStream:
-    """A listener on the ``hsi.events`` group of the real channel layer (Redis in tests).
-
-    All receives run on one event loop of its own, as the Redis layer binds a channel's buffer to the loop that
-    first received on it. ``next()`` returns the next message or raises ``TimeoutError``; ``drain()`` returns
-    every message queued so far (broadcasts are sent synchronously after commit).
-    """
-
-    def __init__(self):
-        import asyncio
-
-        from channels.layers import get_channel_layer
-
-        self._asyncio = asyncio
-        self.layer = get_channel_layer()
-        self.loop = asyncio.new_event_loop()
-        self.channel = self.loop.run_until_complete(self.layer.new_channel())
-        self.loop.run_until_complete(self.layer.group_add("hsi.events", self.channel))
-
-    def next(self, timeout: float = 2.0) -> dict:
-        receive = self._asyncio.wait_for(self.layer.receive(self.channel), timeout)
-        return self.loop.run_until_complete(receive)["message"]
-
-    def drain(self, timeout: float = 0.3) -> list[dict]:
-        messages = []
-        while True:
-            try:
-                messages.append(self.next(timeout))
-            except TimeoutError:
-                return messages
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.layer.group_discard("hsi.events", self.channel))
-        self.loop.close()
-
-
 @pytest.fixture
 def events_stream():
     """Messages broadcast to ``/ws/events`` clients during the test (this worker's own key prefix)."""
-    stream = EventsStream()
+    from tests.streams import GroupStream
+
+    stream = GroupStream("hsi.events")
     yield stream
     stream.close()

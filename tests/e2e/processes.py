@@ -535,6 +535,20 @@ class Ledger:
 
 
 def read_ledger() -> Ledger:
+    """Every count from one snapshot (REPEATABLE READ on PostgreSQL): the processes keep committing while the
+    counts are read, and counts taken at different moments could disagree (a detection counted before its event
+    committed and its link after)."""
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return _read_ledger()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        return _read_ledger()
+
+
+def _read_ledger() -> Ledger:
     from django.db.models import Count
 
     from events.models import Detection, Event, EventDetection

@@ -6,7 +6,6 @@ the fake detector is then the ``fake_detector`` fixture.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import hashlib
@@ -19,6 +18,7 @@ from pipeline import dispatch
 from pipeline.models import IngestedFile
 from tests.factories import IngestedFileFactory
 from tests.images import write_jpeg, write_video
+from tests.streams import GroupStream
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)  # a Wednesday, midday UTC
 
@@ -86,35 +86,10 @@ def metric(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-class SystemStream:
-    """A listener on the ``hsi.system`` group (``dlq.job_added``, service status)."""
-
-    def __init__(self):
-        from channels.layers import get_channel_layer
-
-        self.layer = get_channel_layer()
-        self.loop = asyncio.new_event_loop()
-        self.channel = self.loop.run_until_complete(self.layer.new_channel())
-        self.loop.run_until_complete(self.layer.group_add("hsi.system", self.channel))
-
-    def drain(self, timeout: float = 0.3) -> list[dict]:
-        messages = []
-        while True:
-            try:
-                receive = asyncio.wait_for(self.layer.receive(self.channel), timeout)
-                messages.append(self.loop.run_until_complete(receive)["message"])
-            except TimeoutError:
-                return messages
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.layer.group_discard("hsi.system", self.channel))
-        self.loop.close()
-
-
 @contextlib.contextmanager
 def system_listener():
     """Listen to ``/ws/system`` messages for the duration of the block."""
-    stream = SystemStream()
+    stream = GroupStream("hsi.system")
     try:
         yield stream
     finally:
