@@ -1,11 +1,12 @@
 """Entity re-identification (CONTRACT §4.10): one embedding per detection, matched to recent entities.
 
 ``detection_embedding`` picks the vector of one detection (the detector's, else an HSV colour histogram of its
-crop). ``entities_link`` runs inside the caller's transaction, after the Detection rows exist: it links each
-detection to the most similar recent entity of its type (same embedding model and size, cosine ≥ threshold,
-greedy one-to-one within a frame) or creates a new one. On PostgreSQL linking is serialised per entity type with
-a transaction-scoped advisory lock and the candidate rows are locked, so two workers neither lose an update nor
-both create an entity for the same newcomer.
+crop). ``entities_match`` links each detection to the most similar recent entity of its type (same embedding model
+and size, cosine ≥ threshold, greedy one-to-one within a frame) or plans a new one; ``entities_save`` writes the
+entity rows once the detections are saved (``entities_link`` does both for saved detections). On PostgreSQL
+linking is serialised per entity type with a transaction-scoped advisory lock held until the caller commits, so
+two workers neither lose an update nor both create an entity for the same newcomer. Entity writes name their
+columns, so an operator's label or trust change on the same row is never overwritten.
 """
 
 from __future__ import annotations
@@ -147,31 +148,46 @@ class _Pool:
 
 
 @dataclass
-class _Changes:
+class EntityChanges:
     created: dict = field(default_factory=dict)  # entity id -> Entity (not yet in the database)
     updated: dict = field(default_factory=dict)  # entity id -> Entity (existing rows)
     detections: list[Detection] = field(default_factory=list)
+    primaries: dict = field(default_factory=dict)  # entity id -> its best detection among the new ones
 
 
 def entities_link(frames: list[list[tuple[Detection, str]]], *, now: dt.datetime) -> None:
-    """Link the detections of each frame (``(detection, embedding model)``, ``embedding`` set) to entities.
+    """Link the saved detections of each frame (``(detection, embedding model)``, ``embedding`` set) to entities.
 
     Runs inside the caller's transaction. Detections without an embedding or an entity type are skipped.
     """
+    changes = entities_match(frames, now=now)
+    if changes is not None:
+        entities_save(changes)
+        Detection.objects.bulk_update(changes.detections, ["entity", "entity_similarity"])
+
+
+def entities_match(frames: list[list[tuple[Detection, str]]], *, now: dt.datetime) -> EntityChanges | None:
+    """Match the detections of each frame to entities and set ``entity_id``/``entity_similarity`` on the objects;
+    the entity rows are written by ``entities_save`` (None: nothing to link).
+
+    For the pipeline, which inserts its detections already linked: match, insert the detections, then save
+    (the foreign keys are checked at commit, so an entity row may follow the detections that point to it).
+    Takes the per-type locks, so it must run inside the transaction that will save.
+    """
     if not settings.REID_ENABLED:
-        return
+        return None
     sightings = [[s for s in (_sighting(d, model) for d, model in frame) if s is not None] for frame in frames]
     flat = [s for frame in sightings for s in frame]
     if not flat:
-        return
+        return None
     _lock_entity_types({s.entity_type for s in flat})
     pools = _candidate_pools(flat, now)
-    changes = _Changes()
+    changes = EntityChanges()
     threshold = settings.REID_SIMILARITY_THRESHOLD
     for frame in sightings:
         for key, group in _grouped(frame).items():
             _link_group(group, pools.setdefault(key, _Pool()), threshold, changes)
-    _persist(changes)
+    return changes
 
 
 def _sighting(detection: Detection, model: str) -> _Sighting | None:
@@ -220,8 +236,8 @@ def _candidate_pools(sightings: list[_Sighting], now: dt.datetime) -> dict[tuple
                 embedding_model__in={model for model, _ in keys},
                 embedding_dim__in={dim for _, dim in keys},
             )
+            .only("id", "embedding_model", "embedding_dim", "embedding", *ENTITY_UPDATE_FIELDS[1:], "primary_detection")
             .annotate(primary_confidence=F("primary_detection__confidence"))
-            .select_for_update(of=("self",))
             .order_by("-last_seen_at", "pk")[:REID_MAX_CANDIDATES]
         )
         for entity in candidates:
@@ -239,7 +255,7 @@ def _stored_unit_vector(entity: Entity) -> np.ndarray | None:
     return _normalised(np.asarray(vector, dtype=np.float64))
 
 
-def _link_group(group: list[_Sighting], pool: _Pool, threshold: float, changes: _Changes) -> None:
+def _link_group(group: list[_Sighting], pool: _Pool, threshold: float, changes: EntityChanges) -> None:
     """Greedy one-to-one matching of one frame's sightings of one kind; the rest become new entities."""
     similarities = pool.similarities(np.vstack([s.vector for s in group]))
     pairs = [(similarities[i, j], i, j) for i, j in zip(*np.nonzero(similarities >= threshold), strict=True)]
@@ -257,7 +273,7 @@ def _link_group(group: list[_Sighting], pool: _Pool, threshold: float, changes: 
             _create(sighting, pool, changes)
 
 
-def _link(sighting: _Sighting, pool: _Pool, index: int, similarity: float, changes: _Changes) -> None:
+def _link(sighting: _Sighting, pool: _Pool, index: int, similarity: float, changes: EntityChanges) -> None:
     entity, detection = pool.entities[index], sighting.detection
     mean = _normalised(OLD_WEIGHT * pool.rows[index] + NEW_WEIGHT * sighting.vector)
     if mean is not None:
@@ -270,7 +286,7 @@ def _link(sighting: _Sighting, pool: _Pool, index: int, similarity: float, chang
         entity.cameras_seen = [*entity.cameras_seen, detection.camera_id]
     primary_confidence = getattr(entity, "primary_confidence", None)
     if primary_confidence is None or detection.confidence > primary_confidence:
-        entity.primary_detection_id = detection.id
+        changes.primaries[entity.id] = detection  # its id is known once it is saved
         entity.primary_confidence = detection.confidence
     detection.entity_id = entity.id
     detection.entity_similarity = similarity
@@ -279,7 +295,7 @@ def _link(sighting: _Sighting, pool: _Pool, index: int, similarity: float, chang
     changes.detections.append(detection)
 
 
-def _create(sighting: _Sighting, pool: _Pool, changes: _Changes) -> None:
+def _create(sighting: _Sighting, pool: _Pool, changes: EntityChanges) -> None:
     detection = sighting.detection
     entity = Entity(
         entity_type=sighting.entity_type,
@@ -290,8 +306,8 @@ def _create(sighting: _Sighting, pool: _Pool, changes: _Changes) -> None:
         last_seen_at=detection.detected_at,
         detection_count=1,
         cameras_seen=[detection.camera_id],
-        primary_detection_id=detection.id,
     )
+    changes.primaries[entity.id] = detection
     entity.primary_confidence = detection.confidence
     pool.add(entity, sighting.vector)
     changes.created[entity.id] = entity
@@ -300,26 +316,22 @@ def _create(sighting: _Sighting, pool: _Pool, changes: _Changes) -> None:
     changes.detections.append(detection)
 
 
-def _persist(changes: _Changes) -> None:
+ENTITY_UPDATE_FIELDS = ("embedding", "detection_count", "first_seen_at", "last_seen_at", "cameras_seen")
+
+
+def entities_save(changes: EntityChanges) -> None:
+    """Write the entities ``entities_match`` created or changed, once their detections are saved (ids known)."""
     now = timezone.now()
+    for entity_id, detection in changes.primaries.items():
+        if detection.id is None:
+            raise RuntimeError("entities_save runs after the matched detections are saved")
+        (changes.created.get(entity_id) or changes.updated[entity_id]).primary_detection_id = detection.id
     if changes.created:
         for entity in changes.created.values():
             entity.created_at = entity.updated_at = now
         Entity.objects.bulk_create(list(changes.created.values()))
-    if changes.updated:
-        for entity in changes.updated.values():
-            entity.updated_at = now
-        Entity.objects.bulk_update(
-            list(changes.updated.values()),
-            [
-                "embedding",
-                "detection_count",
-                "first_seen_at",
-                "last_seen_at",
-                "cameras_seen",
-                "primary_detection",
-                "updated_at",
-            ],
-        )
-    if changes.detections:
-        Detection.objects.bulk_update(changes.detections, ["entity", "entity_similarity"])
+    for entity in changes.updated.values():  # one or two per file: plain UPDATEs compile faster than bulk_update
+        values = {name: getattr(entity, name) for name in ENTITY_UPDATE_FIELDS}
+        if entity.id in changes.primaries:
+            values["primary_detection_id"] = entity.primary_detection_id
+        Entity.objects.filter(pk=entity.pk).update(**values, updated_at=now)

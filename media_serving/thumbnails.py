@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,13 +46,34 @@ def class_colours(object_type: str) -> tuple[tuple[int, int, int], tuple[int, in
     return (colour, WHITE) if colour is not None else (WHITE, BLACK)
 
 
+THUMBNAIL_SUFFIX = "_thumb.jpg"
+
+
 def thumbnail_path_for(detection_id: int) -> Path:
-    return Path(settings.HSI_DATA_DIR) / "thumbnails" / f"{detection_id}_thumb.jpg"
+    return Path(settings.HSI_DATA_DIR) / "thumbnails" / f"{detection_id}{THUMBNAIL_SUFFIX}"
 
 
-def thumbnail_generate(detection: Detection, pixels_bgr: np.ndarray | None = None) -> str | None:
-    """Write the thumbnail of ``detection``, store its path on the row and return it; None when the source
-    frame cannot be read (logged). ``pixels_bgr`` is the decoded source frame when the caller already has it."""
+def thumbnails_generate(pairs: Sequence[tuple[Detection, np.ndarray | None]]) -> list[str | None]:
+    """``thumbnail_generate`` for several detections (each with its decoded frame, or None to read it), their
+    paths stored with one UPDATE."""
+    from django.db.models import CharField, Value
+    from django.db.models.functions import Cast, Concat
+
+    paths = [thumbnail_generate(detection, pixels, record=False) for detection, pixels in pairs]
+    written = [detection.pk for (detection, _), path in zip(pairs, paths, strict=True) if path]
+    if written:
+        folder = f"{thumbnail_path_for(0).parent}{os.sep}"
+        path_of_row = Concat(Value(folder), Cast("id", CharField()), Value(THUMBNAIL_SUFFIX))
+        type(pairs[0][0]).objects.filter(pk__in=written).update(thumbnail_path=path_of_row)
+    return paths
+
+
+def thumbnail_generate(
+    detection: Detection, pixels_bgr: np.ndarray | None = None, *, record: bool = True
+) -> str | None:
+    """Write the thumbnail of ``detection``, store its path on the row (unless ``record`` is false) and return it;
+    None when the source frame cannot be read (logged). ``pixels_bgr`` is the decoded source frame when the
+    caller already has it."""
     if pixels_bgr is None:
         pixels_bgr = load_source_frame(detection)
         if pixels_bgr is None:
@@ -64,7 +86,8 @@ def thumbnail_generate(detection: Detection, pixels_bgr: np.ndarray | None = Non
         logger.warning("Could not write the thumbnail of detection %s", detection.id, exc_info=True)
         return None
     detection.thumbnail_path = str(path)
-    type(detection).objects.filter(pk=detection.pk).update(thumbnail_path=detection.thumbnail_path)
+    if record:
+        type(detection).objects.filter(pk=detection.pk).update(thumbnail_path=detection.thumbnail_path)
     return detection.thumbnail_path
 
 

@@ -74,11 +74,41 @@ class Frame:
 
     @property
     def width(self) -> int:
-        return int(self.pixels.shape[1])
+        return self.size[0]
 
     @property
     def height(self) -> int:
-        return int(self.pixels.shape[0])
+        return self.size[1]
+
+    @cached_property
+    def size(self) -> tuple[int, int]:
+        """(width, height) as decoded. From the pixels when they are decoded already, else from the header alone
+        (a backend that never looks at the pixels, the HTTP one, then costs no decode), EXIF rotation applied as
+        OpenCV's decoder applies it."""
+        if self._pixels is not None or "pixels" in self.__dict__:
+            return int(self.pixels.shape[1]), int(self.pixels.shape[0])
+        header = _header_size(self.data)
+        if header is None:
+            return int(self.pixels.shape[1]), int(self.pixels.shape[0])  # raises the decode error
+        return header
+
+
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            orientation = image.getexif().get(_EXIF_ORIENTATION) if image.format == "JPEG" else None
+    except Exception:  # noqa: BLE001 - not an image Pillow knows: let the decoder decide
+        return None
+    return (height, width) if orientation in _TRANSPOSED_ORIENTATIONS else (width, height)
 
 
 class Detector(ABC):

@@ -67,10 +67,11 @@ def for_update(queryset: QuerySet, *, skip_locked: bool = False) -> QuerySet:
 
 
 def batch_add_detections(camera_id: str, detections: Sequence[Detection], *, now: dt.datetime) -> list[Batch]:
-    """Put the saved ``detections`` of one file into batches, in order, inside the caller's transaction.
+    """Put the ``detections`` of one file into batches, in order, inside the caller's transaction.
 
     Returns the batches they went to (a fast-path batch, or the open batch and any opened after a
-    ``max_size`` split). ``Detection.batch`` is set on the rows and on the objects.
+    ``max_size`` split). ``Detection.batch`` is set on the objects, and on the rows when they are saved already
+    (the pipeline batches its detections just before inserting them, in the same transaction).
     """
     if not detections:
         return []
@@ -148,14 +149,15 @@ def _open_batch(camera_id: str, now: dt.datetime) -> Batch:
 
 
 def _attach(batch: Batch, detections: Sequence[Detection], now: dt.datetime) -> None:
-    ids = [d.id for d in detections]
-    Detection.objects.filter(pk__in=ids).update(batch=batch)
+    saved = [d.id for d in detections if d.id is not None]
+    if saved:
+        Detection.objects.filter(pk__in=saved).update(batch=batch)
     for detection in detections:
         detection.batch = batch
     Batch.objects.filter(pk=batch.pk).update(
-        detection_count=F("detection_count") + len(ids), last_detection_at=now, updated_at=now
+        detection_count=F("detection_count") + len(detections), last_detection_at=now, updated_at=now
     )
-    batch.detection_count += len(ids)
+    batch.detection_count += len(detections)
     batch.last_detection_at = batch.updated_at = now
 
 

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from cameras.geometry import point_in_polygon
 from cameras.models import Zone
+from events.entities import EntityChanges, entities_match, entities_save
 from events.models import Detection, MediaType
 from hsi import metrics
 from hsi.api.counts import invalidate_counts
@@ -83,10 +84,12 @@ def file_process(file_id: int, *, now: dt.datetime | None = None) -> ProcessOutc
             return None  # another run finished (or the camera was deleted) meanwhile
         for detection in detections:
             detection.created_at = now
-        Detection.objects.bulk_create(detections)
-        _link_entities(found, detections, models, now)
-        transaction.on_commit(lambda: _after_commit(detections, found))
+        entities = _match_entities(found, detections, models, now)
         batch_add_detections(file.camera_id, detections, now=now)
+        Detection.objects.bulk_create(detections)  # already linked to their entities and batch: one INSERT
+        if entities is not None:
+            entities_save(entities)
+        transaction.on_commit(lambda: _after_commit(detections, found))
         status = FileStatus.PROCESSED if detections else FileStatus.NO_DETECTIONS
         IngestedFile.objects.filter(pk=file_id).update(
             status=status, detection_count=len(detections), processed_at=now, error=""
@@ -204,25 +207,17 @@ def _embed(found: Sequence[Found], detections: Sequence[Detection]) -> list[str 
     return models
 
 
-def _link_entities(
+def _match_entities(
     found: Sequence[Found], detections: Sequence[Detection], models: Sequence[str | None], now: dt.datetime
-) -> None:
-    """Entity matching per frame (§4.10), after the Detection rows exist, inside the insert transaction."""
+) -> EntityChanges | None:
+    """Entity matching per frame (§4.10) inside the insert transaction, before the Detection rows are written."""
     if not settings.REID_ENABLED or not any(models):
-        return
-    from events.entities import entities_link
-
+        return None
     frames: dict[int, list[tuple[Detection, str]]] = {}
     for item, detection, model in zip(found, detections, models, strict=True):
         if model:
             frames.setdefault(id(item.frame), []).append((detection, model))
-    entities_link(list(frames.values()), now=now)
-    linked = Detection.objects.filter(pk__in=[d.id for d in detections]).values_list(
-        "id", "entity_id", "entity_similarity"
-    )
-    by_id = {row[0]: row[1:] for row in linked}
-    for detection in detections:
-        detection.entity_id, detection.entity_similarity = by_id.get(detection.id, (None, None))
+    return entities_match(list(frames.values()), now=now)
 
 
 # --- After commit -----------------------------------------------------------------------------------------------
@@ -230,16 +225,23 @@ def _link_entities(
 
 def _after_commit(detections: Sequence[Detection], found: Sequence[Found]) -> None:
     """Thumbnails (best effort; a failure is logged and retried on first request), then ``detection.new``."""
-    from media_serving.thumbnails import thumbnail_generate
+    from media_serving.thumbnails import thumbnails_generate
 
-    for detection, item in zip(detections, found, strict=True):
-        try:
-            thumbnail_generate(detection, item.frame.pixels)
-        except Exception:
-            logger.warning("Thumbnail of detection %s failed", detection.id, exc_info=True)
+    try:
+        pairs = [(detection, _pixels_or_none(item.frame)) for detection, item in zip(detections, found, strict=True)]
+        thumbnails_generate(pairs)
+    except Exception:
+        logger.warning("Thumbnails of detections %s failed", [d.id for d in detections], exc_info=True)
     for detection in detections:
         metrics.detections_total.labels(object_type=detection.object_type).inc()
         send_now("events", "detection.new", detection_new_message(detection))
+
+
+def _pixels_or_none(frame: Frame):
+    try:
+        return frame.pixels
+    except PipelineError:  # undecodable here: the thumbnail reads the file itself (and logs why it cannot)
+        return None
 
 
 def detection_new_message(detection: Detection) -> dict:
