@@ -19,9 +19,9 @@ def camera_by_resolved_folder(folder_path: str, *, exclude_id: str | None = None
     candidates = Camera.objects.all()
     if exclude_id is not None:
         candidates = candidates.exclude(pk=exclude_id)
-    for camera_id, candidate_path in candidates.values_list("id", "folder_path"):
-        if resolve_folder(candidate_path) == target:
-            return candidates.filter(pk=camera_id).first()
+    for camera in candidates.order_by("id"):  # one query: a home or small site has tens of cameras, not thousands
+        if resolve_folder(camera.folder_path) == target:
+            return camera
     return None
 
 

@@ -53,10 +53,13 @@ def detection_embedding(
     pixels_bgr: np.ndarray | None,
     provided: list[float] | None,
     detector_model: str,
+    *,
+    pixel_scale: float = 1.0,
 ) -> tuple[list[float], str] | None:
     """(vector, model) for one detection: the detector's embedding (model = detector model name), else the
     256-bin HSV histogram of the ``(x, y, width, height)`` crop. None for classes without an entity type, and
-    for crops under 16×16 px when the detector gave no embedding."""
+    for crops under 16×16 source pixels when the detector gave no embedding. ``pixel_scale`` is the size of
+    ``pixels_bgr`` relative to the frame the bbox is measured in (a JPEG decoded at 1/4 size: 0.25)."""
     if entity_type_for(object_type) is None:
         return None
     vector = _usable_vector(provided)
@@ -64,7 +67,7 @@ def detection_embedding(
         return vector, detector_model or "detector"
     if pixels_bgr is None:
         return None
-    crop = _crop(pixels_bgr, bbox)
+    crop = _crop(pixels_bgr, bbox, pixel_scale)
     if crop is None:
         return None
     histogram = hsv_histogram(crop)
@@ -85,12 +88,17 @@ def hsv_histogram(crop_bgr: np.ndarray) -> list[float] | None:
     return None if unit is None else unit.tolist()
 
 
-def _crop(pixels: np.ndarray, bbox: tuple[int, int, int, int]) -> np.ndarray | None:
+def _crop(pixels: np.ndarray, bbox: tuple[int, int, int, int], scale: float = 1.0) -> np.ndarray | None:
     x, y, width, height = (int(v) for v in bbox)
     frame_height, frame_width = pixels.shape[:2]
-    left, top = max(0, x), max(0, y)
-    right, bottom = min(frame_width, x + width), min(frame_height, y + height)
-    if right - left < MIN_CROP_PIXELS or bottom - top < MIN_CROP_PIXELS:
+    source_width, source_height = frame_width / scale, frame_height / scale
+    if min(source_width, x + width) - max(0, x) < MIN_CROP_PIXELS:
+        return None
+    if min(source_height, y + height) - max(0, y) < MIN_CROP_PIXELS:
+        return None
+    left, top = max(0, round(x * scale)), max(0, round(y * scale))
+    right, bottom = min(frame_width, round((x + width) * scale)), min(frame_height, round((y + height) * scale))
+    if right <= left or bottom <= top:
         return None
     return pixels[top:bottom, left:right]
 
@@ -316,6 +324,7 @@ def _create(sighting: _Sighting, pool: _Pool, changes: EntityChanges) -> None:
     changes.detections.append(detection)
 
 
+SEPARATE_UPDATES_UP_TO = 3  # more changed entities than this in one file: one bulk UPDATE (a constant query count)
 ENTITY_UPDATE_FIELDS = ("embedding", "detection_count", "first_seen_at", "last_seen_at", "cameras_seen")
 
 
@@ -330,8 +339,14 @@ def entities_save(changes: EntityChanges) -> None:
         for entity in changes.created.values():
             entity.created_at = entity.updated_at = now
         Entity.objects.bulk_create(list(changes.created.values()))
-    for entity in changes.updated.values():  # one or two per file: plain UPDATEs compile faster than bulk_update
+    updated = list(changes.updated.values())
+    for entity in updated:
+        entity.updated_at = now
+    if len(updated) > SEPARATE_UPDATES_UP_TO:
+        Entity.objects.bulk_update(updated, [*ENTITY_UPDATE_FIELDS, "primary_detection", "updated_at"])
+        return
+    for entity in updated:  # the usual one or two: plain UPDATEs cost less to build than one bulk_update CASE
         values = {name: getattr(entity, name) for name in ENTITY_UPDATE_FIELDS}
-        if entity.id in changes.primaries:
-            values["primary_detection_id"] = entity.primary_detection_id
-        Entity.objects.filter(pk=entity.pk).update(**values, updated_at=now)
+        Entity.objects.filter(pk=entity.pk).update(
+            **values, primary_detection_id=entity.primary_detection_id, updated_at=now
+        )

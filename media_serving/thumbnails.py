@@ -53,13 +53,13 @@ def thumbnail_path_for(detection_id: int) -> Path:
     return Path(settings.HSI_DATA_DIR) / "thumbnails" / f"{detection_id}{THUMBNAIL_SUFFIX}"
 
 
-def thumbnails_generate(pairs: Sequence[tuple[Detection, np.ndarray | None]]) -> list[str | None]:
-    """``thumbnail_generate`` for several detections (each with its decoded frame, or None to read it), their
-    paths stored with one UPDATE."""
+def thumbnails_generate(pairs: Sequence[tuple[Detection, tuple[np.ndarray, float] | None]]) -> list[str | None]:
+    """``thumbnail_generate`` for several detections, each with its decoded frame and that frame's scale
+    (or None to read the source), their paths stored with one UPDATE."""
     from django.db.models import CharField, Value
     from django.db.models.functions import Cast, Concat
 
-    paths = [thumbnail_generate(detection, pixels, record=False) for detection, pixels in pairs]
+    paths = [thumbnail_generate(detection, *(decoded or (None, 1.0)), record=False) for detection, decoded in pairs]
     written = [detection.pk for (detection, _), path in zip(pairs, paths, strict=True) if path]
     if written:
         folder = f"{thumbnail_path_for(0).parent}{os.sep}"
@@ -69,17 +69,17 @@ def thumbnails_generate(pairs: Sequence[tuple[Detection, np.ndarray | None]]) ->
 
 
 def thumbnail_generate(
-    detection: Detection, pixels_bgr: np.ndarray | None = None, *, record: bool = True
+    detection: Detection, pixels_bgr: np.ndarray | None = None, pixel_scale: float = 1.0, *, record: bool = True
 ) -> str | None:
     """Write the thumbnail of ``detection``, store its path on the row (unless ``record`` is false) and return it;
     None when the source frame cannot be read (logged). ``pixels_bgr`` is the decoded source frame when the
-    caller already has it."""
+    caller already has it, at ``pixel_scale`` of the source size."""
     if pixels_bgr is None:
         pixels_bgr = load_source_frame(detection)
         if pixels_bgr is None:
             return None
     try:
-        image = render_thumbnail(pixels_bgr, detection)
+        image = render_thumbnail(pixels_bgr, detection, pixel_scale)
         path = thumbnail_path_for(detection.id)
         _save_jpeg_atomically(image, path)
     except Exception:  # best effort (CONTRACT §4.9): an odd frame or a full disk must not fail the pipeline
@@ -139,8 +139,9 @@ def read_video_frame(path: str, seconds: float) -> np.ndarray | None:
         capture.release()
 
 
-def render_thumbnail(pixels_bgr: np.ndarray, detection: Detection) -> Image.Image:
-    """The letterboxed thumbnail of one frame with the detection's box and label."""
+def render_thumbnail(pixels_bgr: np.ndarray, detection: Detection, pixel_scale: float = 1.0) -> Image.Image:
+    """The letterboxed thumbnail of one frame with the detection's box and label. ``pixel_scale`` is the size of
+    ``pixels_bgr`` relative to the source frame the box is measured in (a JPEG decoded at 1/4 size: 0.25)."""
     import cv2
 
     width, height = settings.THUMBNAIL_WIDTH, settings.THUMBNAIL_HEIGHT
@@ -156,7 +157,7 @@ def render_thumbnail(pixels_bgr: np.ndarray, detection: Detection) -> Image.Imag
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     canvas.paste(_to_rgb_image(cv2.resize(pixels_bgr, fitted, interpolation=interpolation)), offset)
     frame = (offset[0], offset[1], offset[0] + fitted[0] - 1, offset[1] + fitted[1] - 1)
-    box = _scaled_box(detection, scale, offset, frame)
+    box = _scaled_box(detection, scale * pixel_scale, offset, frame)
     if box is not None:
         _draw_annotation(canvas, box, frame, detection)
     return canvas

@@ -72,6 +72,29 @@ class Frame:
             )
         return decoded
 
+    @cached_property
+    def preview(self) -> tuple[np.ndarray, float]:
+        """(pixels, scale): the frame for thumbnails and colour histograms, decoded at 1/2, 1/4 or 1/8 of its size
+        when that still covers ``THUMBNAIL_WIDTH`` × ``THUMBNAIL_HEIGHT`` (a JPEG's DCT scaling makes that decode
+        cheaper, and the shrink after it too). The full pixels (scale 1.0) when they are decoded already."""
+        if self._pixels is not None or "pixels" in self.__dict__ or self.mime_type != "image/jpeg":
+            return self.pixels, 1.0
+        from django.conf import settings
+
+        width, height = self.size
+        fit = min(settings.THUMBNAIL_WIDTH / width, settings.THUMBNAIL_HEIGHT / height) if width and height else 1.0
+        factor = next((f for f in (8, 4, 2) if f * fit <= 1.0), 1)
+        if factor == 1:
+            return self.pixels, 1.0
+        import cv2
+        import numpy as np
+
+        flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[factor]
+        decoded = cv2.imdecode(np.frombuffer(self.data, dtype=np.uint8), flag)
+        if decoded is None or not width:
+            return self.pixels, 1.0
+        return decoded, decoded.shape[1] / width
+
     @property
     def width(self) -> int:
         return self.size[0]

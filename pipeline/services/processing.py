@@ -85,11 +85,11 @@ def file_process(file_id: int, *, now: dt.datetime | None = None) -> ProcessOutc
         for detection in detections:
             detection.created_at = now
         entities = _match_entities(found, detections, models, now)
+        transaction.on_commit(lambda: _after_commit(detections, found))  # detection.new before detection.batch
         batch_add_detections(file.camera_id, detections, now=now)
         Detection.objects.bulk_create(detections)  # already linked to their entities and batch: one INSERT
         if entities is not None:
             entities_save(entities)
-        transaction.on_commit(lambda: _after_commit(detections, found))
         status = FileStatus.PROCESSED if detections else FileStatus.NO_DETECTIONS
         IngestedFile.objects.filter(pk=file_id).update(
             status=status, detection_count=len(detections), processed_at=now, error=""
@@ -199,9 +199,9 @@ def _embed(found: Sequence[Found], detections: Sequence[Detection]) -> list[str 
     models: list[str | None] = []
     for item, detection in zip(found, detections, strict=True):
         raw = item.raw
-        embedded = detection_embedding(
-            raw.object_type, (raw.x, raw.y, raw.width, raw.height), item.frame.pixels, raw.embedding, item.model
-        )
+        bbox = (raw.x, raw.y, raw.width, raw.height)
+        pixels, scale = _decoded_or_none(item.frame) or (None, 1.0)
+        embedded = detection_embedding(raw.object_type, bbox, pixels, raw.embedding, item.model, pixel_scale=scale)
         detection.embedding = embedded[0] if embedded else None
         models.append(embedded[1] if embedded else None)
     return models
@@ -228,7 +228,7 @@ def _after_commit(detections: Sequence[Detection], found: Sequence[Found]) -> No
     from media_serving.thumbnails import thumbnails_generate
 
     try:
-        pairs = [(detection, _pixels_or_none(item.frame)) for detection, item in zip(detections, found, strict=True)]
+        pairs = [(detection, _decoded_or_none(item.frame)) for detection, item in zip(detections, found, strict=True)]
         thumbnails_generate(pairs)
     except Exception:
         logger.warning("Thumbnails of detections %s failed", [d.id for d in detections], exc_info=True)
@@ -237,10 +237,12 @@ def _after_commit(detections: Sequence[Detection], found: Sequence[Found]) -> No
         send_now("events", "detection.new", detection_new_message(detection))
 
 
-def _pixels_or_none(frame: Frame):
+def _decoded_or_none(frame: Frame):
+    """The frame's preview (pixels, scale); None when it cannot be decoded here (the thumbnail then reads the
+    file itself and logs why it cannot, and no colour embedding is made)."""
     try:
-        return frame.pixels
-    except PipelineError:  # undecodable here: the thumbnail reads the file itself (and logs why it cannot)
+        return frame.preview
+    except PipelineError:
         return None
 
 

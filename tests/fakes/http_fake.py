@@ -61,6 +61,9 @@ class FakeHttpServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without TCP_NODELAY the body waits for the client's delayed
+            # ACK of the headers (40 ms on Linux), as no real inference server makes its clients wait.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # quiet
                 pass

@@ -4,6 +4,7 @@ sources, missing or unreadable sources."""
 from __future__ import annotations
 
 import io
+import os
 
 import cv2
 import numpy as np
@@ -244,6 +245,32 @@ def test_generate_uses_the_given_pixels_without_reading_the_source(data_dir):
     with Image.open(path) as image:
         pixels = np.asarray(image.convert("RGB"), dtype=np.int32)
     assert near(pixels[60, 1], ANIMAL)
+
+
+def test_a_reduced_frame_gives_the_same_thumbnail_box_as_the_full_frame():
+    full = grey_frame(1280, 720)
+    box = detection("person", box=(400, 200, 200, 300))
+
+    from_full = np.asarray(render_thumbnail(full, box), dtype=np.int32)
+    from_quarter = np.asarray(render_thumbnail(full[::4, ::4].copy(), box, pixel_scale=0.25), dtype=np.int32)
+
+    person_mask = lambda pixels: np.linalg.norm(pixels - np.asarray(PERSON), axis=2) < 30  # noqa: E731
+    assert person_mask(from_full).sum() > 300
+    assert np.array_equal(person_mask(from_full), person_mask(from_quarter))
+
+
+@pytest.mark.django_db
+def test_several_thumbnails_are_recorded_with_one_update(data_dir, django_assert_num_queries):
+    rows = [DetectionFactory(file_path="/nonexistent/a.jpg", bbox_x=0, bbox_y=0) for _ in range(3)]
+    missing = DetectionFactory(file_path="/nonexistent/b.jpg")
+
+    with django_assert_num_queries(1):
+        paths = thumbnails.thumbnails_generate([*((row, (grey_frame(), 1.0)) for row in rows), (missing, None)])
+
+    assert paths == [str(thumbnail_path_for(row.id)) for row in rows] + [None]
+    stored = dict(Detection.objects.values_list("id", "thumbnail_path"))
+    assert [stored[row.id] for row in rows] == paths[:3] and stored[missing.id] in (None, "")
+    assert all(os.path.getsize(path) > 0 for path in paths[:3])
 
 
 @pytest.mark.django_db

@@ -113,6 +113,27 @@ def test_crops_smaller_than_16_by_16_get_no_embedding(width, height, embedded):
     assert (result is not None) is embedded
 
 
+def test_a_reduced_frame_gives_the_histogram_of_the_same_crop():
+    frame = solid(BLUE, 400, 400)
+    frame[80:240, 120:280] = RED
+    frame[80:160, 120:280] = GREEN
+    quarter = frame[::4, ::4].copy()  # the frame as a 1/4-scale JPEG decode would give it
+
+    full, _ = detection_embedding("person", (120, 80, 160, 160), frame, None, "m")
+    reduced, _ = detection_embedding("person", (120, 80, 160, 160), quarter, None, "m", pixel_scale=0.25)
+
+    assert cosine(full, reduced) > 0.99
+
+
+@pytest.mark.parametrize(("size", "embedded"), [(16, True), (15, False)])
+def test_the_minimum_crop_is_measured_in_source_pixels_on_a_reduced_frame(size, embedded):
+    quarter = solid(RED, 100, 100)  # a 400×400 source at 1/4
+
+    result = detection_embedding("person", (40, 40, size, size), quarter, None, "m", pixel_scale=0.25)
+
+    assert (result is not None) is embedded
+
+
 def test_the_detector_embedding_wins_and_carries_the_detector_model():
     provided = [0.5, -0.25, 2.0, 1.0]
 
