@@ -400,7 +400,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--db-base", default=_common.DEFAULT_DATABASE_BASE)
     parser.add_argument("--db-name", default=DATABASE_NAME)
     parser.add_argument("--redis-url", default=_common.DEFAULT_REDIS_URL)
-    parser.add_argument("--profile", action="store_true", help="cProfile the sequential run, print the top 30")
+    parser.add_argument("--profile", action="store_true", help="cProfile the sequential run, print the top functions")
+    parser.add_argument("--profile-top", type=int, default=30, help="how many functions --profile prints (30)")
     return parser.parse_args(argv)
 
 
@@ -469,7 +470,7 @@ def run(args: argparse.Namespace, foscam: Path) -> str:
     print(f"Run 1: fake detector, 1 process, {images} images ...")
     holder: dict[str, RunResult] = {}
     if args.profile:
-        profile_call(lambda: holder.setdefault("run", ingest_all(sequential_paths, "1 process")), 30)
+        profile_call(lambda: holder.setdefault("run", ingest_all(sequential_paths, "1 process")), args.profile_top)
     else:
         holder["run"] = ingest_all(sequential_paths, "1 process")
     sequential = holder["run"]

@@ -28,7 +28,7 @@ from django.utils import timezone
 from cameras.models import Camera
 from hsi.api.errors import NotFound
 from hsi.api.pagination import PageRequest
-from pipeline.dispatch import enqueue
+from hsi.dispatch import enqueue
 from system.services import Actor, audit_record
 
 from . import selectors

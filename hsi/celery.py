@@ -2,7 +2,7 @@
 
 - The beat schedule comes from ``settings.PERIODIC_JOBS`` (``hsi.schedule``), with a scheduler that keeps the
   ``hsi:hb:scheduler`` heartbeat; both are set once the configuration is read (settings are loaded then).
-- The first use of ``app.tasks`` (a worker starting, ``pipeline.dispatch.send`` in any process) imports every
+- The first use of ``app.tasks`` (a worker starting, ``hsi.dispatch.send`` in any process) imports every
   app's ``tasks`` module, so a task is registered wherever it may be sent or run in process.
 """
 

@@ -3,7 +3,7 @@
 - Distributed mode: ``celery -A hsi beat`` with ``beat_schedule()`` (``hsi/celery.py`` installs it) and
   ``HeartbeatScheduler``, which keeps the scheduler heartbeat on every beat tick.
 - All-in-one mode: ``Ticker``, a thread of ``manage.py serve`` that every second hands each due job to
-  ``pipeline.dispatch.send`` (inline, or the in-process pool when one runs).
+  ``hsi.dispatch.send`` (inline, or the in-process pool when one runs).
 
 An entry is ``{"task.name": {"every": seconds}}`` or ``{"task.name": {"minute": m}}`` (hourly at minute ``m`` of
 local time, ``settings.TIME_ZONE``).
@@ -207,7 +207,7 @@ class Ticker:
         return True
 
     def _run_job(self, task: str, registered: set[str]) -> str:
-        from pipeline.dispatch import send
+        from hsi.dispatch import send
 
         if task not in registered:
             if task not in self._reported_unregistered:

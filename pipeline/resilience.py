@@ -112,7 +112,7 @@ class CircuitBreaker:
         except Exception:
             self.record_failure()
             raise
-        self.record_success()
+        self.record_success(trial=trial)
         return result
 
     def _admit(self) -> bool:
@@ -124,9 +124,12 @@ class CircuitBreaker:
             return True
         raise CircuitOpenError(self.name)
 
-    def record_success(self) -> None:
+    def record_success(self, *, trial: bool = True) -> None:
+        """Close the breaker (and end the half-open trial; ``trial=False``: this call was not one, the common case
+        of a closed breaker, which then costs one cache read)."""
         previous = self.snapshot()
-        cache.delete(self._trial_key)
+        if trial or previous.state != CLOSED:
+            cache.delete(self._trial_key)
         if previous.state != CLOSED or previous.failures:
             cache.set(self._key, {"state": CLOSED, "failures": 0, "opened_at": None}, self.TTL)
         if previous.state != CLOSED:

@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from cameras.models import Camera, CameraStatus
 from cameras.services import camera_register_from_folder, camera_set_status
+from hsi.dispatch import enqueue
 from hsi.metrics import files_ingested, pipeline_stage_seconds
-from pipeline.dispatch import enqueue
 from pipeline.ingest.rules import camera_folder_of, is_accepted_path, media_type_for, sniff_file
 from pipeline.ingest.validation import sha256_of_file, validate_media
 from pipeline.models import FileStatus, IngestedFile, RejectReason

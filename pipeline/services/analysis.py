@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from events.models import Detection, Event
 from events.services import event_create_from_analysis, event_reanalyzed
+from hsi import dispatch
 from hsi.api.errors import InvalidState, NotFound
-from pipeline import dispatch
 from pipeline.analyzers.base import AnalysisOutcome, BatchContext
 from pipeline.context import batch_context, detections_context
 from pipeline.models import Batch, BatchStatus

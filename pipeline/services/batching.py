@@ -21,10 +21,9 @@ from django.db.models import F, Q, QuerySet
 
 from cameras.models import Camera
 from events.models import Detection
-from hsi import metrics
+from hsi import dispatch, metrics
 from hsi.realtime import send_now
 from hsi.timeutils import utc_iso
-from pipeline import dispatch
 from pipeline.models import Batch, BatchStatus, CloseReason
 
 logger = logging.getLogger("hsi.pipeline.batching")

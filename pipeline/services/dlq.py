@@ -18,8 +18,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
+from hsi import dispatch
 from hsi.realtime import broadcast
-from pipeline import dispatch
 from pipeline.models import Batch, BatchStatus, FailedJob, FileStatus, IngestedFile, JobQueue
 from pipeline.resilience import PipelineError
 from pipeline.services.batching import for_update

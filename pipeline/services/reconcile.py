@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from pipeline import dispatch
+from hsi import dispatch
 from pipeline.models import Batch, BatchStatus, FileStatus, IngestedFile
 from pipeline.services.batching import batches_close_expired
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from pipeline import dispatch
+from hsi import dispatch
 from pipeline.models import IngestedFile
 from tests.factories import IngestedFileFactory
 from tests.images import write_jpeg, write_video

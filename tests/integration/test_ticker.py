@@ -15,6 +15,7 @@ import pytest
 from celery import shared_task
 from django.core.cache import cache
 
+from hsi.dispatch import start_local_pool, stop_local_pool
 from hsi.schedule import (
     FAILED,
     SCHEDULER_HEARTBEAT_KEY,
@@ -26,7 +27,6 @@ from hsi.schedule import (
     Ticker,
 )
 from hsi.timeutils import utc_iso
-from pipeline.dispatch import start_local_pool, stop_local_pool
 from system.tasks import worker_heartbeat_key, worker_heartbeat_write
 
 T0 = dt.datetime(2024, 3, 1, 10, 30, tzinfo=dt.UTC)

@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
 
-from pipeline.dispatch import local_pool_running
+from hsi.dispatch import local_pool_running
 from pipeline.models import IngestedFile
 from pipeline.watcher import heartbeat_key
 from tests.images import jpeg_bytes

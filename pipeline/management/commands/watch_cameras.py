@@ -13,7 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from pipeline.dispatch import start_local_pool, stop_local_pool
+from hsi.dispatch import start_local_pool, stop_local_pool
 from pipeline.watcher import CameraWatcher
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -27,7 +27,7 @@ from django.db import DatabaseError, connection, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.views import static
 
-from pipeline.dispatch import start_local_pool, stop_local_pool
+from hsi.dispatch import start_local_pool, stop_local_pool
 
 logger = logging.getLogger("hsi.serve")
 

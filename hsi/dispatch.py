@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 
-logger = logging.getLogger("hsi.pipeline.dispatch")
+logger = logging.getLogger("hsi.dispatch")
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
