@@ -70,8 +70,9 @@ class StabilityTracker:
     """Debounce and stability of candidate files, driven by an injected clock (no sleeping, no threads of its own).
 
     After the last ``touch`` of a path it waits ``debounce`` seconds, then polls size and mtime every
-    ``poll_interval``; the file is stable once both stayed unchanged for ``stability`` seconds. A path still
-    changing ``timeout`` seconds after its cycle started is reported unstable. Thread-safe.
+    ``poll_interval``; the file is stable once both stayed unchanged for ``stability`` seconds. A path seen
+    changing (events that never let the debounce end, or a new size or mtime at a poll) ``timeout`` seconds after
+    its cycle started is reported unstable; one merely looked at late is not. Thread-safe.
     """
 
     def __init__(
@@ -108,8 +109,7 @@ class StabilityTracker:
                 self._candidates[path] = _Candidate(started=now, due=now + self.debounce)
                 return
             candidate.due = now + self.debounce
-            candidate.signature = None
-            candidate.stable_since = None
+            candidate.stable_since = None  # the measurement restarts; the last signature stays to compare with
 
     def add(self, path: str) -> bool:
         """Start a cycle for ``path`` unless one is running (scans must not push back a running debounce)."""
@@ -142,13 +142,15 @@ class StabilityTracker:
         if not stat_module.S_ISREG(status.st_mode):
             return "vanished"
         signature = (status.st_size, status.st_mtime_ns)
-        if signature != candidate.signature:
+        changed = candidate.signature is not None and signature != candidate.signature
+        if changed or candidate.stable_since is None:
             candidate.signature = signature
             candidate.stable_since = now
+        # Unstable only when seen changing: a file first looked at late (a busy loop, a burst) gets its period.
+        if changed and now - candidate.started >= self.timeout:
+            return "unstable"
         if now - candidate.stable_since >= self.stability:
             return "stable"
-        if now - candidate.started >= self.timeout:
-            return "unstable"
         candidate.due = now + self.poll_interval
         return None
 

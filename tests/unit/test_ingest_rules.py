@@ -376,6 +376,35 @@ def test_a_stable_file_wins_over_a_late_tick_past_the_timeout(tmp_path, clock):
     assert tracker.tick().stable == [path]
 
 
+def test_a_file_first_looked_at_after_the_timeout_still_gets_its_stability_period(tmp_path, clock):
+    path = str(tmp_path / "a.jpg")
+    Path(path).write_bytes(b"x")
+    tracker = tracker_for(clock, debounce=0.5, stability=2.0, timeout=3.0)
+    tracker.touch(path)
+    clock.advance(60)  # a burst kept the loop busy: the first poll comes long after the timeout
+
+    first = tracker.tick()
+    clock.advance(2.0)
+    second = tracker.tick()
+
+    assert (first.stable, first.unstable) == ([], [])
+    assert (second.stable, second.unstable) == ([path], [])
+
+
+def test_a_file_first_looked_at_late_that_is_still_changing_is_unstable(tmp_path, clock):
+    path = tmp_path / "a.mp4"
+    path.write_bytes(b"x")
+    tracker = tracker_for(clock, debounce=0.5, stability=2.0, timeout=3.0)
+    tracker.touch(str(path))
+    clock.advance(60)
+    assert tracker.tick().unstable == []
+
+    path.write_bytes(b"xy")
+    clock.advance(0.5)
+
+    assert tracker.tick().unstable == [str(path)]
+
+
 def test_vanished_files_and_directories_leave_the_tracker(tmp_path, clock):
     gone = str(tmp_path / "gone.jpg")
     folder = tmp_path / "folder.jpg"
