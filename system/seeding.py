@@ -450,7 +450,9 @@ def _create_alerts(plans: list[_PlannedEvent]) -> int:
         return 0
     last_alert: dict[tuple, dt.datetime] = {}
     alerts = []
-    for plan in sorted(plans, key=lambda p: p.event.started_at):
+    # In the order the alerts would have been raised: by the events' creation (an event that started later can be
+    # created earlier, when its batch closed sooner), which is what the cooldown compares.
+    for plan in sorted(plans, key=lambda p: (p.event.created_at, p.event.started_at)):
         for rule in rules:
             match = match_rule(rule, plan.event, plan.detections)
             if match is None:
@@ -459,7 +461,8 @@ def _create_alerts(plans: list[_PlannedEvent]) -> int:
             dedup_key = render_dedup_key(rule, plan.event.camera_id, object_type)
             created_at = plan.event.created_at
             previous = last_alert.get((rule.id, dedup_key))
-            if previous is not None and created_at - previous < dt.timedelta(seconds=rule.cooldown_seconds):
+            cooldown = dt.timedelta(seconds=rule.cooldown_seconds)
+            if previous is not None and cooldown and created_at - previous < cooldown:
                 continue
             last_alert[(rule.id, dedup_key)] = created_at
             alerts.append(_alert_for(rule, plan.event, dedup_key, conditions, object_type))

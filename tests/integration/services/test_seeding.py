@@ -231,6 +231,14 @@ def test_rule_conditions_on_cameras_and_classes_are_honoured():
     assert alert.metadata["matched_conditions"] == ["camera_id in [garage]", "object_type in [Person]"]
 
 
+def test_a_rule_without_cooldown_alerts_on_every_matching_event_whatever_their_order():
+    AlertRuleFactory(name="Every", risk_threshold=None, cooldown_seconds=0, dedup_key_template="{camera_id}")
+
+    seed(cameras=1, events=400, days=1)  # many events on one camera: some start later than others were created
+
+    assert Alert.objects.filter(metadata__rule_name="Every").count() == Event.objects.count() == 400
+
+
 def test_alert_dedup_keys_follow_the_rule_template():
     AlertRuleFactory(
         risk_threshold=None,
