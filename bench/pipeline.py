@@ -575,6 +575,12 @@ def render(args, images, sequential, parallel, opencv, alone, *counts) -> str:
     ]
     for passed, text in targets:
         print(f"  {_common.verdict(passed)}  {text}", file=out)
+    inside, by_itself = p(opencv.detector_ms, 0.50), p(alone, 0.50)
+    print(
+        f"  info  the other reading of the OpenCV target (does the pipeline slow the detector down?): detect inside "
+        f"the pipeline {inside:.2f} ms vs alone {by_itself:.2f} ms at p50 ({inside / by_itself - 1:+.1%})",
+        file=out,
+    )
     missed = sum(not passed for passed, _ in targets) + sum(not ok for ok in checks)
     print(f"\n{missed} target(s)/check(s) missed" if missed else "\nAll targets met", file=out)
     print(f"Load average at the end (1/5/15 min): {_common.load_average()} on {_common.cpu_count()} CPU(s)", file=out)

@@ -79,8 +79,8 @@ def file_process(file_id: int, *, now: dt.datetime | None = None) -> ProcessOutc
     models = _embed(found, detections)
     now = now or timezone.now()
     with transaction.atomic():
-        locked = for_update(IngestedFile.objects.filter(pk=file_id)).first()
-        if locked is None or locked.status not in CLAIMABLE_STATUSES:
+        locked = for_update(IngestedFile.objects.filter(pk=file_id)).values_list("status", flat=True).first()
+        if locked not in CLAIMABLE_STATUSES:
             return None  # another run finished (or the camera was deleted) meanwhile
         for detection in detections:
             detection.created_at = now
@@ -100,14 +100,11 @@ def file_process(file_id: int, *, now: dt.datetime | None = None) -> ProcessOutc
 
 
 def _claim(file_id: int) -> IngestedFile | None:
-    with transaction.atomic():
-        file = for_update(IngestedFile.objects.filter(pk=file_id)).first()
-        if file is None or file.status not in CLAIMABLE_STATUSES:
-            return None
-        if file.status == FileStatus.PENDING:
-            IngestedFile.objects.filter(pk=file_id).update(status=FileStatus.PROCESSING)
-            file.status = FileStatus.PROCESSING
-        return file
+    """``pending``/``processing`` → ``processing`` in one conditional UPDATE (it takes the row lock itself)."""
+    claimed = IngestedFile.objects.filter(pk=file_id, status__in=CLAIMABLE_STATUSES).update(
+        status=FileStatus.PROCESSING
+    )
+    return IngestedFile.objects.filter(pk=file_id).first() if claimed else None
 
 
 # --- Detection --------------------------------------------------------------------------------------------------

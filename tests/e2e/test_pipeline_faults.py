@@ -261,6 +261,7 @@ def test_the_same_folder_replayed_twice_creates_nothing_new(deployment, drops, f
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300 + BURST_FILES * 0.3)
 def test_a_burst_of_files_loses_and_duplicates_nothing(deployment, drops, fake_detector):
     from pipeline.models import Batch
 
