@@ -8,8 +8,7 @@ or ``detect_fn(filename, image_bytes) -> list`` when set; ``uploads`` lists what
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
+import re
 from collections.abc import Callable
 
 import pytest
@@ -26,15 +25,41 @@ def detection(cls: str, confidence: float, bbox=(10, 10, 50, 50)) -> dict:
 
 
 def multipart_file(request: RecordedRequest) -> tuple[str | None, bytes | None, str | None]:
-    """(filename, content, content type) of the ``file`` field of a multipart request."""
-    content_type = request.headers.get("Content-Type", "")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + request.body
-    )
-    for part in message.iter_parts():
-        if part.get_param("name", header="content-disposition") == "file":
-            return part.get_filename(), part.get_payload(decode=True), part.get_content_type()
+    """(filename, content, content type) of the ``file`` field of a ``multipart/form-data`` request (RFC 7578).
+
+    Split on the boundary with bytes operations: the e-mail parser took ~12 ms per 300 KB upload, which made the
+    "instant" fake detector the slowest part of a pipeline bench.
+    """
+    boundary = _header_parameters(request.headers.get("Content-Type", "")).get("boundary")
+    if not boundary:
+        return None, None, None
+    delimiter = b"--" + boundary.encode("latin-1")
+    for part in request.body.split(b"\r\n" + delimiter):
+        part = part.removeprefix(delimiter)
+        if part.startswith(b"--"):  # the closing delimiter
+            break
+        head, separator, content = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not separator:
+            continue
+        headers = {}
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        disposition = _header_parameters(headers.get("content-disposition", ""))
+        if disposition.get("name") == "file":
+            return disposition.get("filename"), content, headers.get("content-type", "text/plain").split(";")[0]
     return None, None, None
+
+
+def _header_parameters(value: str) -> dict[str, str]:
+    """``a; k1=v1; k2="v 2"`` → {"k1": "v1", "k2": "v 2"} (quoted values may hold ``;``)."""
+    parameters = {}
+    for match in re.finditer(r';\s*([A-Za-z0-9_*-]+)=("(?:[^"\\]|\\.)*"|[^;]*)', value):
+        raw = match.group(2).strip()
+        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        parameters[match.group(1).lower()] = raw
+    return parameters
 
 
 class FakeDetector(FakeHttpServer):
