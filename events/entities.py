@@ -218,9 +218,11 @@ def _lock_entity_types(entity_types: set[str]) -> None:
     """PostgreSQL: serialise linking per entity type until the transaction ends (always in the same order)."""
     if connection.vendor != "postgresql":
         return
+    keys = [_TYPE_ORDER.index(entity_type) for entity_type in sorted(entity_types, key=_TYPE_ORDER.index)]
+    # One statement; PostgreSQL evaluates the select list left to right, so the locks are taken in type order.
+    locks = ", ".join("pg_advisory_xact_lock(%s, %s)" for _ in keys)
     with connection.cursor() as cursor:
-        for entity_type in sorted(entity_types, key=_TYPE_ORDER.index):
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, _TYPE_ORDER.index(entity_type)])
+        cursor.execute(f"SELECT {locks}", [value for key in keys for value in (_LOCK_NAMESPACE, key)])
 
 
 # At most this many of the most recently seen entities per type are compared with a new sighting: without a

@@ -433,8 +433,9 @@ def test_one_candidate_query_per_entity_type_whatever_the_number_of_detections(d
         for n in range(8)
     ]
 
-    # 2 advisory locks + 2 candidate queries + insert new entities + update entities + update detections
-    with django_assert_num_queries(7):
+    # both advisory locks in one statement + 2 candidate queries + insert new entities + update entities
+    # + update detections
+    with django_assert_num_queries(6):
         entities_link(frames, now=NOW)
 
     assert Detection.objects.filter(entity__isnull=True).count() == 0
