@@ -33,7 +33,9 @@ class AnalysisStatus(models.TextChoices):
 
 class Detection(models.Model):
     id = models.BigAutoField(primary_key=True)
-    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="detections")
+    # No index of its own: det_camera_time_idx (camera, detected_at) serves camera lookups and cascades, and every
+    # index is one more write per inserted detection.
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="detections", db_index=False)
     source_file = models.ForeignKey(
         "pipeline.IngestedFile", on_delete=models.SET_NULL, null=True, blank=True, related_name="detections"
     )
@@ -89,7 +91,9 @@ class Detection(models.Model):
 
 class Event(TimestampedModel):
     id = models.BigAutoField(primary_key=True)
-    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="events")
+    camera = models.ForeignKey(
+        Camera, on_delete=models.CASCADE, related_name="events", db_index=False
+    )  # event_camera_time_idx
     batch = models.OneToOneField(
         "pipeline.Batch", on_delete=models.SET_NULL, null=True, blank=True, related_name="event"
     )
