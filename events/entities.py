@@ -5,8 +5,9 @@ crop). ``entities_match`` links each detection to the most similar recent entity
 and size, cosine ≥ threshold, greedy one-to-one within a frame) or plans a new one; ``entities_save`` writes the
 entity rows once the detections are saved (``entities_link`` does both for saved detections). On PostgreSQL
 linking is serialised per entity type with a transaction-scoped advisory lock held until the caller commits, so
-two workers neither lose an update nor both create an entity for the same newcomer. Entity writes name their
-columns, so an operator's label or trust change on the same row is never overwritten.
+two workers neither lose an update nor both create an entity for the same newcomer; the matched entities alone are
+row-locked, so a concurrent delete waits. Entity writes name their columns, so an operator's label or trust change
+on the same row is never overwritten.
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ class EntityChanges:
     updated: dict = field(default_factory=dict)  # entity id -> Entity (existing rows)
     detections: list[Detection] = field(default_factory=list)
     primaries: dict = field(default_factory=dict)  # entity id -> its best detection among the new ones
+    links: dict = field(default_factory=dict)  # existing entity id -> the sightings matched to it
 
 
 def entities_link(frames: list[list[tuple[Detection, str]]], *, now: dt.datetime) -> None:
@@ -195,7 +197,26 @@ def entities_match(frames: list[list[tuple[Detection, str]]], *, now: dt.datetim
     for frame in sightings:
         for key, group in _grouped(frame).items():
             _link_group(group, pools.setdefault(key, _Pool()), threshold, changes)
+    _lock_matched(changes)
     return changes
+
+
+def _lock_matched(changes: EntityChanges) -> None:
+    """Row-lock the existing entities that were matched, until the caller commits: a concurrent delete (of the
+    entity, or of the camera of its primary detection) then waits instead of breaking this transaction's foreign
+    keys at commit. An entity deleted since the candidates were read gets its sightings as new entities."""
+    if not changes.updated:
+        return
+    matched = Entity.objects.filter(pk__in=list(changes.updated))
+    if connection.vendor == "postgresql":
+        matched = matched.select_for_update()
+    present = set(matched.values_list("pk", flat=True))
+    for entity_id in [entity_id for entity_id in changes.updated if entity_id not in present]:
+        del changes.updated[entity_id]
+        changes.primaries.pop(entity_id, None)
+        for sighting in changes.links.pop(entity_id, []):
+            changes.detections.remove(sighting.detection)
+            _create(sighting, _Pool(), changes)
 
 
 def _sighting(detection: Detection, model: str) -> _Sighting | None:
@@ -302,6 +323,7 @@ def _link(sighting: _Sighting, pool: _Pool, index: int, similarity: float, chang
     detection.entity_similarity = similarity
     if entity.id not in changes.created:
         changes.updated[entity.id] = entity
+        changes.links.setdefault(entity.id, []).append(sighting)
     changes.detections.append(detection)
 
 
@@ -341,14 +363,19 @@ def entities_save(changes: EntityChanges) -> None:
         for entity in changes.created.values():
             entity.created_at = entity.updated_at = now
         Entity.objects.bulk_create(list(changes.created.values()))
+    # The primary detection is written only where it changed: an unchanged one may be going away with a camera
+    # deleted meanwhile (its SET NULL waits on the row lock and must not be undone).
     updated = list(changes.updated.values())
     for entity in updated:
         entity.updated_at = now
     if len(updated) > SEPARATE_UPDATES_UP_TO:
-        Entity.objects.bulk_update(updated, [*ENTITY_UPDATE_FIELDS, "primary_detection", "updated_at"])
+        Entity.objects.bulk_update(updated, [*ENTITY_UPDATE_FIELDS, "updated_at"])
+        new_primaries = [entity for entity in updated if entity.id in changes.primaries]
+        if new_primaries:
+            Entity.objects.bulk_update(new_primaries, ["primary_detection"])
         return
     for entity in updated:  # the usual one or two: plain UPDATEs cost less to build than one bulk_update CASE
         values = {name: getattr(entity, name) for name in ENTITY_UPDATE_FIELDS}
-        Entity.objects.filter(pk=entity.pk).update(
-            **values, primary_detection_id=entity.primary_detection_id, updated_at=now
-        )
+        if entity.id in changes.primaries:
+            values["primary_detection_id"] = entity.primary_detection_id
+        Entity.objects.filter(pk=entity.pk).update(**values, updated_at=now)

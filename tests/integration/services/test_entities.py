@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from django.db import connection, connections, transaction
 
-from events.entities import HSV_MODEL, detection_embedding, entities_link, entity_type_for
+from events.entities import (
+    HSV_MODEL,
+    detection_embedding,
+    entities_link,
+    entities_match,
+    entities_save,
+    entity_type_for,
+)
 from events.models import Detection, Entity
 from tests.factories import CameraFactory, DetectionFactory, EntityFactory
 
@@ -433,9 +440,9 @@ def test_one_candidate_query_per_entity_type_whatever_the_number_of_detections(d
         for n in range(8)
     ]
 
-    # both advisory locks in one statement + 2 candidate queries + insert new entities + update entities
-    # + update detections
-    with django_assert_num_queries(6):
+    # both advisory locks in one statement + 2 candidate queries + lock the matched entities + insert new entities
+    # + update entities + update the changed primary detections + update detections
+    with django_assert_num_queries(8):
         entities_link(frames, now=NOW)
 
     assert Detection.objects.filter(entity__isnull=True).count() == 0
@@ -522,3 +529,102 @@ def test_two_workers_seeing_a_newcomer_at_once_create_one_entity():
     [entity] = Entity.objects.all()
     assert entity.detection_count == 2
     assert Detection.objects.filter(entity=entity).count() == 2
+
+
+# --- Concurrent deletes while a file is being linked (the pipeline's match → insert → save order) ------------------
+
+
+def _unsaved_sighting(camera, vector, confidence: float) -> Detection:
+    """A detection as the pipeline holds it before its INSERT: no id yet, embedding set."""
+    return Detection(
+        camera=camera,
+        file_path="/x.jpg",
+        file_type="image/jpeg",
+        media_type="image",
+        detected_at=NOW,
+        object_type="person",
+        confidence=confidence,
+        bbox_x=1,
+        bbox_y=1,
+        bbox_width=50,
+        bbox_height=50,
+        embedding=vector,
+        created_at=NOW,
+    )
+
+
+def _in_thread(action) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            action()
+        except BaseException as error:  # surfaced in the main thread
+            errors.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_camera_deleted_while_a_file_links_to_its_entity_waits_and_breaks_nothing():
+    from cameras.services import camera_delete
+    from system.services import Actor
+
+    # Given an entity whose best detection is on camera A, and a weaker sighting of it on camera B being linked
+    camera_a, camera_b = CameraFactory(id="cam_a"), CameraFactory(id="cam_b")
+    best = DetectionFactory(camera=camera_a, confidence=0.99, detected_at=NOW)
+    entity = known_entity(unit(1, 0, 0), primary_detection=best, cameras_seen=["cam_a"])
+
+    with transaction.atomic():
+        newcomer = _unsaved_sighting(camera_b, unit(1, 0, 0), 0.6)
+        changes = entities_match([[(newcomer, MODEL)]], now=NOW)
+        # When camera A is deleted meanwhile (its cascade clears the entity's primary detection)
+        deleter, errors = _in_thread(lambda: camera_delete("cam_a", actor=Actor.system()))
+        _wait_for_a_blocked_lock()
+        Detection.objects.bulk_create([newcomer])
+        entities_save(changes)
+    deleter.join(20)
+
+    # Then the file's transaction committed, and the delete ran after it
+    assert not errors, errors
+    assert newcomer.entity_id == entity.id
+    entity.refresh_from_db()
+    assert (entity.detection_count, entity.primary_detection_id) == (2, None)
+    assert list(Detection.objects.values_list("camera_id", "entity_id")) == [("cam_b", entity.id)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_entity_deleted_while_a_file_is_matched_to_it_gives_the_sighting_a_new_entity():
+    # Given an entity that an operator is deleting (their transaction holds the row, not committed yet)
+    camera = CameraFactory(id="cam_c")
+    doomed = known_entity(unit(1, 0, 0), cameras_seen=["cam_c"])
+    deleting, commit = threading.Event(), threading.Event()
+
+    def delete_then_commit():
+        with transaction.atomic():
+            Entity.objects.filter(pk=doomed.pk).delete()
+            deleting.set()
+            assert commit.wait(20)
+
+    deleter, errors = _in_thread(delete_then_commit)
+    assert deleting.wait(10)
+
+    # When a file's sighting of it is matched (the candidate read still sees the row), then the delete commits
+    with transaction.atomic():
+        newcomer = _unsaved_sighting(camera, unit(1, 0, 0), 0.6)
+        releaser, _ = _in_thread(lambda: (_wait_for_a_blocked_lock(), commit.set()))
+        changes = entities_match([[(newcomer, MODEL)]], now=NOW)
+        Detection.objects.bulk_create([newcomer])
+        entities_save(changes)
+    deleter.join(20)
+    releaser.join(20)
+
+    # Then the sighting got an entity of its own, and the file's transaction committed
+    assert not errors, errors
+    [entity] = Entity.objects.all()
+    assert entity.pk != doomed.pk and newcomer.entity_id == entity.pk
+    assert (entity.detection_count, entity.primary_detection_id, newcomer.entity_similarity) == (1, newcomer.id, None)
