@@ -14,6 +14,7 @@ from collections.abc import Coroutine
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,7 +23,6 @@ from hsi.timeutils import utc_iso
 logger = logging.getLogger("hsi.realtime")
 
 STREAMS = ("events", "system")
-SEND_TIMEOUT_SECONDS = 5.0
 
 
 def group_name(stream: str) -> str:
@@ -46,7 +46,7 @@ def send_now(stream: str, message_type: str, data: dict) -> None:
         if isinstance(layer, InMemoryChannelLayer):  # all-in-one: the server's own loop, as asgiref routes it
             async_to_sync(layer.group_send)(group_name(stream), payload)
         else:
-            _publisher.run(layer.group_send(group_name(stream), payload), SEND_TIMEOUT_SECONDS)
+            _publisher.run(layer.group_send(group_name(stream), payload), settings.REALTIME_SEND_TIMEOUT_SECONDS)
     except Exception:
         logger.warning("Could not broadcast %s on %s", message_type, stream, exc_info=True)
 
@@ -66,7 +66,11 @@ class _Publisher:
 
     def run(self, coroutine: Coroutine, timeout: float):
         future = asyncio.run_coroutine_threadsafe(coroutine, self._running_loop())
-        return future.result(timeout)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()  # not delivered later and out of order, and no sends pile up behind a stalled Redis
+            raise
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:

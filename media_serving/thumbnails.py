@@ -59,13 +59,21 @@ def thumbnails_generate(pairs: Sequence[tuple[Detection, tuple[np.ndarray, float
     from django.db.models import CharField, Value
     from django.db.models.functions import Cast, Concat
 
-    paths = [thumbnail_generate(detection, *(decoded or (None, 1.0)), record=False) for detection, decoded in pairs]
+    paths = [_generate_or_none(detection, decoded) for detection, decoded in pairs]
     written = [detection.pk for (detection, _), path in zip(pairs, paths, strict=True) if path]
     if written:
         folder = f"{thumbnail_path_for(0).parent}{os.sep}"
         path_of_row = Concat(Value(folder), Cast("id", CharField()), Value(THUMBNAIL_SUFFIX))
         type(pairs[0][0]).objects.filter(pk__in=written).update(thumbnail_path=path_of_row)
     return paths
+
+
+def _generate_or_none(detection: Detection, decoded: tuple[np.ndarray, float] | None) -> str | None:
+    try:
+        return thumbnail_generate(detection, *(decoded or (None, 1.0)), record=False)
+    except Exception:  # one odd source (a video OpenCV cannot seek) must not cost the others their recorded path
+        logger.warning("Could not make the thumbnail of detection %s", detection.id, exc_info=True)
+        return None
 
 
 def thumbnail_generate(

@@ -55,6 +55,11 @@ class _Candidate:
     due: float
     signature: Signature | None = None
     stable_since: float | None = None
+    events_since: float | None = None  # start of the current run of events that kept the debounce from ending
+
+    def __post_init__(self):
+        if self.events_since is None:
+            self.events_since = self.started
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ class StabilityTracker:
             if candidate is None:
                 self._candidates[path] = _Candidate(started=now, due=now + self.debounce)
                 return
+            if now >= candidate.due:  # the debounce had ended: a new run of events starts here
+                candidate.events_since = now
             candidate.due = now + self.debounce
             candidate.stable_since = None  # the measurement restarts; the last signature stays to compare with
 
@@ -133,8 +140,8 @@ class StabilityTracker:
         return settled
 
     def _judge(self, path: str, candidate: _Candidate, now: float) -> str | None:
-        if now < candidate.due:
-            return "unstable" if now - candidate.started >= self.timeout else None
+        if now < candidate.due:  # unstable only when events kept the debounce from ending for the whole timeout
+            return "unstable" if now - candidate.events_since >= self.timeout else None
         try:
             status = self.stat(path)
         except OSError:

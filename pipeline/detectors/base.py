@@ -106,8 +106,8 @@ class Frame:
     @cached_property
     def size(self) -> tuple[int, int]:
         """(width, height) as decoded. From the pixels when they are decoded already, else from the header alone
-        (a backend that never looks at the pixels, the HTTP one, then costs no decode), EXIF rotation applied as
-        OpenCV's decoder applies it."""
+        (a backend that never looks at the pixels, the HTTP one, then costs no decode); an image with an EXIF
+        rotation is decoded, as OpenCV's decoder rotates it."""
         if self._pixels is not None or "pixels" in self.__dict__:
             return int(self.pixels.shape[1]), int(self.pixels.shape[0])
         header = _header_size(self.data)
@@ -117,7 +117,6 @@ class Frame:
 
 
 _EXIF_ORIENTATION = 0x0112
-_TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
 
 
 def _header_size(data: bytes) -> tuple[int, int] | None:
@@ -128,10 +127,14 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            orientation = image.getexif().get(_EXIF_ORIENTATION) if image.format == "JPEG" else None
+            orientation = image.getexif().get(_EXIF_ORIENTATION)
     except Exception:  # noqa: BLE001 - not an image Pillow knows: let the decoder decide
         return None
-    return (height, width) if orientation in _TRANSPOSED_ORIENTATIONS else (width, height)
+    if orientation in (None, 1):
+        return width, height
+    # Rotated: OpenCV applies the tag for JPEG (also MPO, as Pillow names JPEGs with a second picture), PNG and
+    # more; rather than guess which formats, let the decoder say.
+    return None
 
 
 class Detector(ABC):

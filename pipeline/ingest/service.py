@@ -278,9 +278,8 @@ def _mark_camera_seen(camera: Camera) -> None:
     now = timezone.now()
     Camera.objects.filter(pk=camera.pk).update(last_seen_at=now)
     camera.last_seen_at = now
-    # The status as read a moment ago for this file; should the silence check mark the camera offline in between,
-    # the camera's next file brings it back.
-    if camera.status in _REVIVED_STATUSES:
+    current = Camera.objects.filter(pk=camera.pk).values_list("status", flat=True).first()
+    if current in _REVIVED_STATUSES:
         camera_set_status(camera.id, CameraStatus.ONLINE, reason="files_received", actor=Actor.system())
         camera.status = CameraStatus.ONLINE
 

@@ -39,6 +39,9 @@ logger = logging.getLogger("hsi.pipeline.processing")
 
 DONE_STATUSES = (FileStatus.PROCESSED, FileStatus.NO_DETECTIONS, FileStatus.INVALID, FileStatus.FAILED)
 CLAIMABLE_STATUSES = (FileStatus.PENDING, FileStatus.PROCESSING)
+# A colour histogram is taken from the reduced-size preview only when the box still spans this many pixels there
+# (both sides); a smaller one is cropped from the full decode, so a histogram never stands on a handful of pixels.
+HISTOGRAM_MIN_PREVIEW_PIXELS = 32
 
 
 @dataclasses.dataclass
@@ -198,6 +201,8 @@ def _embed(found: Sequence[Found], detections: Sequence[Detection]) -> list[str 
         raw = item.raw
         bbox = (raw.x, raw.y, raw.width, raw.height)
         pixels, scale = _decoded_or_none(item.frame) or (None, 1.0)
+        if pixels is not None and scale < 1 and min(raw.width, raw.height) * scale < HISTOGRAM_MIN_PREVIEW_PIXELS:
+            pixels, scale = _full_or_none(item.frame)  # a small box: its colours from the full-resolution crop
         embedded = detection_embedding(raw.object_type, bbox, pixels, raw.embedding, item.model, pixel_scale=scale)
         detection.embedding = embedded[0] if embedded else None
         models.append(embedded[1] if embedded else None)
@@ -239,8 +244,15 @@ def _decoded_or_none(frame: Frame):
     file itself and logs why it cannot, and no colour embedding is made)."""
     try:
         return frame.preview
-    except PipelineError:
+    except Exception:  # noqa: BLE001 - DetectorError, or an OpenCV error on an odd file: best effort
         return None
+
+
+def _full_or_none(frame: Frame) -> tuple:
+    try:
+        return frame.pixels, 1.0
+    except Exception:  # noqa: BLE001 - as above
+        return None, 1.0
 
 
 def detection_new_message(detection: Detection) -> dict:

@@ -42,10 +42,12 @@ def pipeline_env(settings, fake_detector):
 _seeds = iter(range(10_000, 10**9))
 
 
-def image_file(camera, root: Path, *, received_at: dt.datetime = T0, status: str = "pending", **fields) -> IngestedFile:
-    """A real JPEG in the camera's folder and its IngestedFile row."""
+def image_file(
+    camera, root: Path, *, received_at: dt.datetime = T0, status: str = "pending", size=(640, 480), **fields
+) -> IngestedFile:
+    """A real JPEG (``size``) in the camera's folder and its IngestedFile row."""
     seed = next(_seeds)
-    path = write_jpeg(Path(root) / camera.id / f"img_{seed}.jpg", seed=seed)
+    path = write_jpeg(Path(root) / camera.id / f"img_{seed}.jpg", *size, seed=seed)
     data = path.read_bytes()
     return IngestedFileFactory(
         camera=camera,

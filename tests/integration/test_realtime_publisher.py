@@ -3,7 +3,11 @@ long-lived loop per process, and from a forked child (a Celery prefork worker) a
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
+import time
+
+from channels.layers import BaseChannelLayer
 
 from hsi.realtime import send_now
 
@@ -35,3 +39,35 @@ def test_a_forked_child_publishes_on_a_loop_of_its_own(events_stream):
     assert child.exitcode == 0
     assert [m["data"]["n"] for m in messages if m["type"] == "test.child"] == [0, 1, 2]
     assert [m["data"]["n"] for m in messages if m["type"] == "test.parent"] == [0, 1]
+
+
+class StallingLayer(BaseChannelLayer):
+    """A channel layer whose sends to the ``stalled`` group hang (a Redis that stopped answering); the rest pass."""
+
+    delivered: list[int] = []
+    cancelled: list[int] = []
+
+    async def group_send(self, group, message):
+        number = message["message"]["data"]["n"]
+        if group == "hsi.events" and number == 0:
+            try:
+                await asyncio.Event().wait()  # never set
+            except asyncio.CancelledError:
+                StallingLayer.cancelled.append(number)
+                raise
+        StallingLayer.delivered.append(number)
+
+
+def test_a_send_that_times_out_is_cancelled_not_delivered_late_out_of_order(settings, caplog):
+    StallingLayer.delivered, StallingLayer.cancelled = [], []
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.StallingLayer"}}
+    settings.REALTIME_SEND_TIMEOUT_SECONDS = 0.2
+
+    send_now("events", "detection.new", {"n": 0})  # stalls: gives up after 0.2 s
+    send_now("events", "detection.batch", {"n": 1})
+
+    deadline = time.monotonic() + 5
+    while not StallingLayer.cancelled and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert StallingLayer.cancelled == [0] and StallingLayer.delivered == [1]
+    assert "Could not broadcast detection.new on events" in caplog.text

@@ -19,7 +19,7 @@ from pipeline.ingest import (
     validate_media,
 )
 from pipeline.ingest.rules import relative_parts
-from pipeline.watcher import StabilityTracker
+from pipeline.watcher import Settled, StabilityTracker
 from tests.images import jpeg_bytes, png_bytes, write_video
 from tests.integration.ingest_support import (
     FakeClock,
@@ -403,6 +403,24 @@ def test_a_file_first_looked_at_late_that_is_still_changing_is_unstable(tmp_path
     clock.advance(0.5)
 
     assert tracker.tick().unstable == [str(path)]
+
+
+def test_one_late_event_near_the_timeout_does_not_make_a_file_unstable(tmp_path, clock):
+    path = str(tmp_path / "a.jpg")
+    Path(path).write_bytes(b"x")
+    tracker = tracker_for(clock, debounce=0.5, stability=2.0, timeout=3.0)
+    tracker.touch(path)
+    clock.advance(1.0)
+    tracker.tick()  # polled: the debounce ended
+    clock.advance(1.9)
+    tracker.touch(path)  # one more event (an attribute change) at 2.9 s
+    clock.advance(0.2)
+
+    assert tracker.tick().unstable == []  # 3.1 s after the first event, but not a run of events
+    clock.advance(0.3)
+    assert tracker.tick() == Settled()  # 3.4 s: the debounce ended, the stability measurement restarts
+    clock.advance(2.0)
+    assert tracker.tick().stable == [path]
 
 
 def test_vanished_files_and_directories_leave_the_tracker(tmp_path, clock):

@@ -89,6 +89,35 @@ def test_image_detections_are_stored_with_every_field_and_the_file_is_processed(
     assert fake_detector.detect_calls == 1
 
 
+@pytest.mark.parametrize(
+    ("box", "source"),
+    [((800, 600, 400, 800), "preview"), ((800, 600, 120, 200), "full")],  # 1/8 preview: 50×100 px, 15×25 px
+    ids=["large box: from the preview", "small box: from the full decode"],
+)
+def test_colour_embeddings_come_from_the_preview_unless_the_box_is_small_there(
+    fake_detector, camera, foscam_root, django_capture_on_commit_callbacks, box, source
+):
+    import cv2
+    import numpy as np
+
+    from events.entities import detection_embedding
+
+    x, y, width, height = box
+    fake_detector.detections = [person(0.8, x=x, y=y, width=width, height=height)]
+    file = image_file(camera, foscam_root, size=(2560, 1920))
+
+    process(django_capture_on_commit_callbacks, file)
+
+    data = np.fromfile(file.path, dtype=np.uint8)
+    full = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    eighth = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)
+    from_full = detection_embedding("person", box, full, None, "m")[0]
+    from_preview = detection_embedding("person", box, eighth, None, "m", pixel_scale=0.125)[0]
+    stored = Detection.objects.get().embedding
+    assert stored == pytest.approx(from_preview if source == "preview" else from_full)
+    assert from_full != pytest.approx(from_preview)  # the two sources differ: the assertion above can tell
+
+
 def test_after_commit_thumbnails_are_written_and_detection_new_is_broadcast(
     fake_detector, camera, foscam_root, data_dir, events_stream, django_capture_on_commit_callbacks
 ):

@@ -23,12 +23,13 @@ def decoded_shape(data: bytes) -> tuple[int, int]:
     return pixels.shape[1], pixels.shape[0]
 
 
-def rotated_jpeg(width: int, height: int, orientation: int) -> bytes:
+def rotated_jpeg(width: int, height: int, orientation: int, image_format: str = "JPEG") -> bytes:
     image = Image.open(io.BytesIO(jpeg_bytes(width, height)))
     exif = Image.Exif()
     exif[0x0112] = orientation
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", exif=exif.tobytes())
+    extra = {"save_all": True, "append_images": [image.copy()]} if image_format == "MPO" else {}
+    image.save(buffer, format=image_format, exif=exif.tobytes(), **extra)
     return buffer.getvalue()
 
 
@@ -44,6 +45,14 @@ def test_an_exif_rotation_gives_the_size_the_decoder_produces(orientation, expec
     data = rotated_jpeg(640, 480, orientation)
 
     assert frame(data).size == expected == decoded_shape(data)
+
+
+@pytest.mark.parametrize("image_format", ["MPO", "PNG"])  # a JPEG with a second picture (phones), a PNG with eXIf
+def test_a_rotated_image_of_another_format_also_gets_the_decoded_size(image_format):
+    data = rotated_jpeg(640, 480, 6, image_format)
+    assert Image.open(io.BytesIO(data)).format == image_format
+
+    assert frame(data, "image/png" if image_format == "PNG" else "image/jpeg").size == decoded_shape(data)
 
 
 def test_the_size_of_decoded_pixels_is_their_shape():
