@@ -365,22 +365,26 @@ def test_a_file_whose_events_never_stop_times_out_during_the_debounce(tmp_path, 
     assert tracker.tick().unstable == [path]
 
 
-def test_a_stable_file_wins_over_a_late_tick_past_the_timeout(tmp_path, clock):
-    path = str(tmp_path / "a.jpg")
-    Path(path).write_bytes(b"x")
+def touched_file(tmp_path, clock, name: str = "a.jpg") -> tuple[Path, StabilityTracker]:
+    """A one-byte file under ``tmp_path`` and a tracker (debounce 0.5 s, stability 2 s, timeout 3 s) that just saw
+    its first event."""
+    path = tmp_path / name
+    path.write_bytes(b"x")
     tracker = tracker_for(clock, debounce=0.5, stability=2.0, timeout=3.0)
-    tracker.touch(path)
+    tracker.touch(str(path))
+    return path, tracker
+
+
+def test_a_stable_file_wins_over_a_late_tick_past_the_timeout(tmp_path, clock):
+    path, tracker = touched_file(tmp_path, clock)
     clock.advance(0.5)
     tracker.tick()
     clock.advance(60)  # the loop was busy for a minute; the file never changed
-    assert tracker.tick().stable == [path]
+    assert tracker.tick().stable == [str(path)]
 
 
 def test_a_file_first_looked_at_after_the_timeout_still_gets_its_stability_period(tmp_path, clock):
-    path = str(tmp_path / "a.jpg")
-    Path(path).write_bytes(b"x")
-    tracker = tracker_for(clock, debounce=0.5, stability=2.0, timeout=3.0)
-    tracker.touch(path)
+    path, tracker = touched_file(tmp_path, clock)
     clock.advance(60)  # a burst kept the loop busy: the first poll comes long after the timeout
 
     first = tracker.tick()
@@ -388,14 +392,11 @@ def test_a_file_first_looked_at_after_the_timeout_still_gets_its_stability_perio
     second = tracker.tick()
 
     assert (first.stable, first.unstable) == ([], [])
-    assert (second.stable, second.unstable) == ([path], [])
+    assert (second.stable, second.unstable) == ([str(path)], [])
 
 
 def test_a_file_first_looked_at_late_that_is_still_changing_is_unstable(tmp_path, clock):
-    path = tmp_path / "a.mp4"
-    path.write_bytes(b"x")
-    tracker = tracker_for(clock, debounce=0.5, stability=2.0, timeout=3.0)
-    tracker.touch(str(path))
+    path, tracker = touched_file(tmp_path, clock, "a.mp4")
     clock.advance(60)
     assert tracker.tick().unstable == []
 
@@ -406,21 +407,18 @@ def test_a_file_first_looked_at_late_that_is_still_changing_is_unstable(tmp_path
 
 
 def test_one_late_event_near_the_timeout_does_not_make_a_file_unstable(tmp_path, clock):
-    path = str(tmp_path / "a.jpg")
-    Path(path).write_bytes(b"x")
-    tracker = tracker_for(clock, debounce=0.5, stability=2.0, timeout=3.0)
-    tracker.touch(path)
+    path, tracker = touched_file(tmp_path, clock)
     clock.advance(1.0)
     tracker.tick()  # polled: the debounce ended
     clock.advance(1.9)
-    tracker.touch(path)  # one more event (an attribute change) at 2.9 s
+    tracker.touch(str(path))  # one more event (an attribute change) at 2.9 s
     clock.advance(0.2)
 
     assert tracker.tick().unstable == []  # 3.1 s after the first event, but not a run of events
     clock.advance(0.3)
     assert tracker.tick() == Settled()  # 3.4 s: the debounce ended, the stability measurement restarts
     clock.advance(2.0)
-    assert tracker.tick().stable == [path]
+    assert tracker.tick().stable == [str(path)]
 
 
 def test_vanished_files_and_directories_leave_the_tracker(tmp_path, clock):
