@@ -192,40 +192,48 @@ class RunResult:
             self.results[key] = self.results.get(key, 0) + value
 
 
-def ingest_all(paths: Sequence[Path], label: str) -> RunResult:
-    """``file_ingest`` each path in turn (the eager pipeline runs inside the call); time each call."""
+def ingest_all(paths: Sequence[Path], label: str, chunk: int = 1) -> RunResult:
+    """``file_ingest`` the paths ``chunk`` at a time, as the watcher hands over a burst (``chunk`` 1: one file at a
+    time, a trickle); the eager pipeline runs inside. Each chunk is timed, and its images get its time shared out."""
     from django.db import close_old_connections
 
+    from hsi.dispatch import coalesced
     from pipeline.ingest import file_ingest
+    from pipeline.task_names import PROCESS_FILE_TASK, PROCESS_FILES_TASK
 
     clock = DetectorClock()
     run = RunResult(label)
     started, cpu_started = time.perf_counter(), time.process_time()
-    for path in paths:
+    for start in range(0, len(paths), chunk):
+        group = paths[start : start + chunk]
         close_old_connections()
         detector_before = clock.seconds
         before = time.perf_counter()
-        outcome = file_ingest(path)
+        with coalesced(PROCESS_FILE_TASK, PROCESS_FILES_TASK, size=chunk):
+            outcomes = [file_ingest(path) for path in group]
         after = time.perf_counter()
-        run.total_ms.append((after - before) * 1000)
-        run.detector_ms.append((clock.seconds - detector_before) * 1000)
-        run.results[outcome.result] = run.results.get(outcome.result, 0) + 1
+        run.total_ms += [(after - before) * 1000 / len(group)] * len(group)
+        run.detector_ms += [(clock.seconds - detector_before) * 1000 / len(group)] * len(group)
+        for outcome in outcomes:
+            run.results[outcome.result] = run.results.get(outcome.result, 0) + 1
     run.elapsed_seconds = time.perf_counter() - started
     run.cpu_seconds = time.process_time() - cpu_started
     return run
 
 
-def _ingest_share(paths: list[Path], label: str, results) -> None:  # pragma: no cover - child process
+def _ingest_share(paths: list[Path], label: str, results, chunk: int) -> None:  # pragma: no cover - child process
     from django.db import connections
 
     connections.close_all()
     try:
-        results.put(ingest_all(paths, label))
+        results.put(ingest_all(paths, label, chunk))
     finally:
         connections.close_all()
 
 
-def ingest_in_processes(paths: Sequence[Path], processes: int, cameras_per_process: Sequence[set[str]]) -> RunResult:
+def ingest_in_processes(
+    paths: Sequence[Path], processes: int, cameras_per_process: Sequence[set[str]], chunk: int
+) -> RunResult:
     """Split ``paths`` by camera over ``processes`` forked processes, all started together; images/s = all / wall."""
     from django.db import connections
 
@@ -239,7 +247,8 @@ def ingest_in_processes(paths: Sequence[Path], processes: int, cameras_per_proce
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     children = [
-        context.Process(target=_ingest_share, args=(share, f"share {n}", queue)) for n, share in enumerate(shares)
+        context.Process(target=_ingest_share, args=(share, f"share {n}", queue, chunk))
+        for n, share in enumerate(shares)
     ]
     started = time.perf_counter()
     for child in children:
@@ -397,6 +406,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=WIDTH, help=f"image width of the fake-detector runs ({WIDTH})")
     parser.add_argument("--height", type=int, default=HEIGHT, help=f"image height of the fake-detector runs ({HEIGHT})")
     parser.add_argument("--opencv-images", type=int, default=60, help="images of the OpenCV run (default 60)")
+    parser.add_argument("--chunk", type=int, default=1, help="files per chunk")
     parser.add_argument("--db-base", default=_common.DEFAULT_DATABASE_BASE)
     parser.add_argument("--db-name", default=DATABASE_NAME)
     parser.add_argument("--redis-url", default=_common.DEFAULT_REDIS_URL)
@@ -470,9 +480,11 @@ def run(args: argparse.Namespace, foscam: Path) -> str:
     print(f"Run 1: fake detector, 1 process, {images} images ...")
     holder: dict[str, RunResult] = {}
     if args.profile:
-        profile_call(lambda: holder.setdefault("run", ingest_all(sequential_paths, "1 process")), args.profile_top)
+        profile_call(
+            lambda: holder.setdefault("run", ingest_all(sequential_paths, "1 process", args.chunk)), args.profile_top
+        )
     else:
-        holder["run"] = ingest_all(sequential_paths, "1 process")
+        holder["run"] = ingest_all(sequential_paths, "1 process", args.chunk)
     sequential = holder["run"]
     close_open_batches()
     sequential_counts = counts_line(pipeline_counts(), images, len(FAKE_DETECTIONS))
@@ -482,7 +494,7 @@ def run(args: argparse.Namespace, foscam: Path) -> str:
     settings.FOSCAM_BASE_PATH = foscam / "parallel"
     print(f"Run 2: fake detector, {args.processes} processes, {images} images ...")
     groups = [set(cameras[n :: args.processes]) for n in range(args.processes)]
-    parallel = ingest_in_processes(parallel_paths, args.processes, groups)
+    parallel = ingest_in_processes(parallel_paths, args.processes, groups, args.chunk)
     close_open_batches()
     parallel_counts = counts_line(pipeline_counts(), images, len(FAKE_DETECTIONS))
     reset_pipeline_rows()
@@ -495,7 +507,7 @@ def run(args: argparse.Namespace, foscam: Path) -> str:
     settings.DETECTOR_BACKEND = "opencv"
     reset_detector()
     ingest_all(opencv_paths[:1], "opencv warm-up")  # the camera's first frame: no motion pass yet
-    opencv = ingest_all(opencv_paths[1:], "opencv")
+    opencv = ingest_all(opencv_paths[1:], "opencv", args.chunk)
     close_open_batches()
     opencv_counts = counts_line(pipeline_counts(), args.opencv_images + 1, None)
     alone = opencv_alone([p.read_bytes() for p in opencv_paths])

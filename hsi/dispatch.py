@@ -6,13 +6,19 @@
 - Eager mode (no broker): inline in the calling thread, or on the in-process pool when one is running
   (``manage.py serve`` starts it with ``SERVE_WORKER_THREADS`` threads, so the watcher, the ticker and request
   handlers never wait for an analysis).
+
+``coalesced`` gathers the dispatches of a per-item task made by one thread within a block into chunks for a
+per-chunk task (the watcher hands a burst of files to ``pipeline.process_files`` this way).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
@@ -21,6 +27,46 @@ logger = logging.getLogger("hsi.dispatch")
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_coalescing = threading.local()
+
+
+@dataclass
+class _Coalescer:
+    task_name: str
+    chunk_task_name: str
+    size: int
+    items: list = field(default_factory=list)
+
+    def add(self, item) -> None:
+        self.items.append(item)
+        if len(self.items) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        items, self.items = self.items, []
+        current, _coalescing.current = getattr(_coalescing, "current", None), None  # an eager chunk task's own
+        try:  # dispatches (a failed file handed on) go out as they are
+            if len(items) == 1:
+                _send_now(self.task_name, items[0])  # a lone item goes as it would have: nothing to share
+            elif items:
+                _send_now(self.chunk_task_name, items)
+        finally:
+            _coalescing.current = current
+
+
+@contextlib.contextmanager
+def coalesced(task_name: str, chunk_task_name: str, *, size: int) -> Iterator[None]:
+    """Within the block, this thread's dispatches of ``task_name(item)`` are sent as ``chunk_task_name([items])``,
+    ``size`` at a time and the rest when the block ends (even by an exception: every dispatch was committed work).
+    A dispatch still waits for its transaction to commit; a single leftover item is sent as ``task_name(item)``."""
+    outer = getattr(_coalescing, "current", None)
+    coalescer = _Coalescer(task_name, chunk_task_name, max(1, size))
+    _coalescing.current = coalescer
+    try:
+        yield
+    finally:
+        _coalescing.current = outer
+        coalescer.flush()
 
 
 def enqueue(task_name: str, *args) -> None:
@@ -29,7 +75,16 @@ def enqueue(task_name: str, *args) -> None:
 
 
 def send(task_name: str, *args) -> Future | None:
-    """Dispatch now. Returns the pool's future in eager mode with a pool, else None."""
+    """Dispatch now (into the current ``coalesced`` chunk when it gathers ``task_name``). Returns the pool's future
+    in eager mode with a pool, else None."""
+    coalescer = getattr(_coalescing, "current", None)
+    if coalescer is not None and coalescer.task_name == task_name and len(args) == 1:
+        coalescer.add(args[0])
+        return None
+    return _send_now(task_name, *args)
+
+
+def _send_now(task_name: str, *args) -> Future | None:
     from hsi.celery import app
 
     task = app.tasks[task_name]

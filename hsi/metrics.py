@@ -23,6 +23,11 @@ batches_closed = Counter("hsi_batches_closed", "Batches closed, by reason", ["re
 events_created = Counter("hsi_events_created", "Events created", ["analysis_status", "risk_level"])
 alerts_created = Counter("hsi_alerts_created", "Alerts created, by severity", ["severity"])
 notifications_total = Counter("hsi_notifications", "Notification attempts", ["kind", "result"])
+files_per_task = Histogram(
+    "hsi_pipeline_files_per_task",
+    "Files claimed by one processing task (more than one: a burst processed in chunks)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 200),
+)
 pipeline_stage_seconds = Histogram(
     "hsi_pipeline_stage_duration_seconds",
     "Time spent per pipeline stage (ingest, detect, batch_wait, analyze, total)",

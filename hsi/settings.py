@@ -110,6 +110,7 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ROUTES = {
     "pipeline.process_file": {"queue": "detection"},
+    "pipeline.process_files": {"queue": "detection"},
     "pipeline.analyze_batch": {"queue": "analysis"},
     "alerts.*": {"queue": "notifications"},
 }
@@ -303,6 +304,9 @@ if not 0 <= SEVERITY_LOW_MAX < SEVERITY_MEDIUM_MAX < SEVERITY_HIGH_MAX < 100:
         "SEVERITY_LOW_MAX, SEVERITY_MEDIUM_MAX and SEVERITY_HIGH_MAX must satisfy 0 <= low < medium < high < 100"
     )
 PIPELINE_MAX_RETRIES = env_int("PIPELINE_MAX_RETRIES", 3, minimum=0)
+# A burst the watcher hands over at once is processed in chunks of up to this many files per task
+# (``pipeline.process_files``: one transaction per chunk); 1 turns coalescing off.
+PIPELINE_CHUNK_FILES = env_int("PIPELINE_CHUNK_FILES", 16, minimum=1, maximum=200)
 RETRY_BASE_DELAY_SECONDS = env_float("RETRY_BASE_DELAY_SECONDS", 1.0, minimum=0)
 RETRY_MAX_DELAY_SECONDS = env_float("RETRY_MAX_DELAY_SECONDS", 30, minimum=0)
 RETRY_JITTER = env_float("RETRY_JITTER", 0.25, minimum=0)

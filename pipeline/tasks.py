@@ -21,9 +21,11 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from hsi import dispatch
 from hsi.timeutils import utc_iso
 from pipeline.resilience import retry_delay
 from pipeline.services import analysis, batching, dlq, processing, reconcile
+from pipeline.task_names import PROCESS_FILE_TASK
 
 logger = logging.getLogger("hsi.pipeline.tasks")
 
@@ -79,6 +81,21 @@ def process_file(self, file_id: int, requeue_count: int = 0, first_failed_at: st
         requeue_count=int(requeue_count or 0),
         first_failed_at=first_failed_at,
     )
+
+
+@shared_task(name="pipeline.process_files", **TASK_OPTIONS)
+def process_files(self, file_ids: list[int]) -> None:
+    """Process a chunk of files together (a burst the watcher coalesced). A file whose detection failed, or every
+    file of a chunk that failed as a whole, goes on as a ``pipeline.process_file`` of its own, which owns the
+    retry and DLQ policy: the chunk is an optimisation, never a way to lose or dead-letter a file early."""
+    ids = [int(file_id) for file_id in file_ids]
+    try:
+        handed_on = list(processing.files_process(ids).failed)
+    except Exception as error:  # noqa: BLE001 - split into single-file tasks, whatever it was
+        logger.warning("%s of %d files failed as a whole (%s); processing them one by one", self.name, len(ids), error)
+        handed_on = ids
+    for file_id in handed_on:
+        dispatch.send(PROCESS_FILE_TASK, file_id)
 
 
 @shared_task(name="pipeline.analyze_batch", **TASK_OPTIONS)
@@ -142,6 +159,7 @@ __all__ = [
     "analyze_batch",
     "close_expired_batches",
     "process_file",
+    "process_files",
     "reanalyze_event",
     "reconcile_pipeline",
     "run_with_retries",

@@ -26,9 +26,11 @@ from django.utils import timezone
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from cameras.models import Camera, resolve_folder
+from hsi import dispatch
 from hsi.timeutils import utc_iso
 from pipeline.ingest import ACCEPTED, IngestOutcome, file_ingest, file_record_unstable, is_accepted_path
 from pipeline.models import IngestedFile
+from pipeline.task_names import PROCESS_FILE_TASK, PROCESS_FILES_TASK
 
 logger = logging.getLogger("hsi.pipeline.watcher")
 
@@ -310,8 +312,10 @@ class CameraWatcher:
 
     def run_once(self) -> None:
         settled = self.tracker.tick()
-        for path in settled.stable:
-            self._ingest(path)
+        # A burst (an FTP backlog, a rescan after an outage) is processed in chunks; a lone file goes on its own.
+        with dispatch.coalesced(PROCESS_FILE_TASK, PROCESS_FILES_TASK, size=settings.PIPELINE_CHUNK_FILES):
+            for path in settled.stable:
+                self._ingest(path)
         for path in settled.unstable:
             self._record_unstable(path)
         now = self.clock()

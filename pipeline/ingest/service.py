@@ -29,6 +29,7 @@ from hsi.metrics import files_ingested, pipeline_stage_seconds
 from pipeline.ingest.rules import camera_folder_of, is_accepted_path, media_type_for, sniff_file
 from pipeline.ingest.validation import sha256_of_file, validate_media
 from pipeline.models import FileStatus, IngestedFile, RejectReason
+from pipeline.task_names import PROCESS_FILE_TASK
 from system.models import AuditStatus
 from system.services import Actor, audit_record
 
@@ -39,7 +40,6 @@ DUPLICATE = "duplicate"
 INVALID = "invalid"
 IGNORED = "ignored"
 SKIPPED_DISABLED = "skipped_disabled"
-PROCESS_FILE_TASK = "pipeline.process_file"
 _REVIVED_STATUSES = (CameraStatus.OFFLINE, CameraStatus.UNKNOWN)
 
 

@@ -23,6 +23,7 @@ from hsi.realtime import broadcast
 from pipeline.models import Batch, BatchStatus, FailedJob, FileStatus, IngestedFile, JobQueue
 from pipeline.resilience import PipelineError
 from pipeline.services.batching import for_update
+from pipeline.task_names import PROCESS_FILE_TASK
 from system.services import Actor, audit_record
 
 logger = logging.getLogger("hsi.pipeline.dlq")
@@ -32,7 +33,7 @@ STACK_MAX = 4096
 ERROR_TYPE_MAX = 50
 REQUEUE_LIMIT_MAX = 10000
 
-PROCESS_FILE = "pipeline.process_file"
+PROCESS_FILE = PROCESS_FILE_TASK
 ANALYZE_BATCH = "pipeline.analyze_batch"
 REANALYZE_EVENT = "pipeline.reanalyze_event"
 # Pipeline tasks take (id, requeue_count); the payload key that holds the id.

@@ -33,7 +33,7 @@ from hsi.timeutils import utc_iso
 from pipeline.detectors.base import Frame, RawDetection
 from pipeline.models import FileStatus, IngestedFile
 from pipeline.resilience import PipelineError
-from pipeline.services.batching import batch_add_detections, for_update
+from pipeline.services.batching import batch_add_detections, for_update, qualifies_for_fast_path
 
 logger = logging.getLogger("hsi.pipeline.processing")
 
@@ -68,46 +68,136 @@ class ProcessOutcome:
     detections: list[Detection]
 
 
+@dataclasses.dataclass
+class ChunkOutcome:
+    """What ``files_process`` stored (one outcome per file it finished) and the files whose detection failed."""
+
+    outcomes: list[ProcessOutcome]
+    failed: dict[int, Exception]
+
+
+@dataclasses.dataclass
+class _Work:
+    """One claimed file, what its detector found, its unsaved Detection rows and their embedding models."""
+
+    file: IngestedFile
+    found: list[Found]
+    detections: list[Detection]
+    models: list[str | None]
+
+
 def file_process(file_id: int, *, now: dt.datetime | None = None) -> ProcessOutcome | None:
     """Detect, store and batch the detections of one IngestedFile; None when there is nothing to do.
 
     Raises ``PipelineError`` (or any exception) for a failed attempt; the task decides on retry or DLQ.
     """
-    file = _claim(file_id)
-    if file is None:
-        return None
+    chunk = files_process([file_id], now=now)
+    if file_id in chunk.failed:
+        raise chunk.failed[file_id]
+    return chunk.outcomes[0] if chunk.outcomes else None
+
+
+def files_process(file_ids: Sequence[int], *, now: dt.datetime | None = None) -> ChunkOutcome:
+    """``file_process`` for several files at once (a burst the watcher coalesced, ``pipeline.process_files``).
+
+    Each file is detected on its own; a file whose detection fails is left ``processing`` and reported in
+    ``failed`` (the task hands it on to ``pipeline.process_file``, which owns the retry and DLQ policy). The others
+    are stored in ONE transaction, in the order they were received: the statements of a file are shared by the
+    whole chunk, which is what makes a burst cheap. An error in that transaction raises for the whole chunk.
+    """
+    work, failed = [], {}
+    zones: dict[str, list[Zone]] = {}
+    files = _claim(file_ids)
+    if files:
+        metrics.files_per_task.observe(len(files))
+    for file in files:
+        try:
+            work.append(_prepare(file, zones))
+        except Exception as error:  # noqa: BLE001 - handed back per file, whatever it is
+            failed[file.id] = error
+    if not work:
+        return ChunkOutcome([], failed)
+    return ChunkOutcome(_store(work, now or timezone.now()), failed)
+
+
+def _prepare(file: IngestedFile, zones: dict[str, list[Zone]]) -> _Work:
+    """Detect one claimed file and build its (unsaved) Detection rows; ``zones`` caches each camera's zones."""
     found, video = _detect(file)
-    zones = list(Zone.objects.filter(camera_id=file.camera_id, enabled=True).order_by("-priority", "id"))
-    detections = [_detection_row(file, item, zones, video) for item in found]
-    models = _embed(found, detections)
-    now = now or timezone.now()
+    if file.camera_id not in zones:
+        zones[file.camera_id] = list(
+            Zone.objects.filter(camera_id=file.camera_id, enabled=True).order_by("-priority", "id")
+        )
+    detections = [_detection_row(file, item, zones[file.camera_id], video) for item in found]
+    return _Work(file, found, detections, _embed(found, detections))
+
+
+def _store(work: list[_Work], now: dt.datetime) -> list[ProcessOutcome]:
+    """The Detection rows, entity links, batching and final status of every claimed file, in one transaction."""
     with transaction.atomic():
-        locked = for_update(IngestedFile.objects.filter(pk=file_id)).values_list("status", flat=True).first()
-        if locked not in CLAIMABLE_STATUSES:
-            return None  # another run finished (or the camera was deleted) meanwhile
+        live = set(
+            for_update(IngestedFile.objects.filter(pk__in=[w.file.id for w in work], status__in=CLAIMABLE_STATUSES))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        work = [w for w in work if w.file.id in live]  # another run finished (or the camera was deleted) meanwhile
+        if not work:
+            return []
+        found = [item for w in work for item in w.found]
+        detections = [detection for w in work for detection in w.detections]
         for detection in detections:
             detection.created_at = now
-        entities = _match_entities(found, detections, models, now)
+        entities = _match_entities(found, detections, [model for w in work for model in w.models], now)
         transaction.on_commit(lambda: _after_commit(detections, found))  # detection.new before detection.batch
-        batch_add_detections(file.camera_id, detections, now=now)
+        _batch(work, now)
         Detection.objects.bulk_create(detections)  # already linked to their entities and batch: one INSERT
         if entities is not None:
             entities_save(entities)
-        status = FileStatus.PROCESSED if detections else FileStatus.NO_DETECTIONS
-        IngestedFile.objects.filter(pk=file_id).update(
-            status=status, detection_count=len(detections), processed_at=now, error=""
-        )
+        _mark_done(work, now)
         if detections:
             invalidate_counts("detections")
-    return ProcessOutcome(file_id=file_id, status=status, detections=detections)
+    return [ProcessOutcome(w.file.id, _final_status(w), w.detections) for w in work]
 
 
-def _claim(file_id: int) -> IngestedFile | None:
-    """``pending``/``processing`` → ``processing`` in one conditional UPDATE (it takes the row lock itself)."""
-    claimed = IngestedFile.objects.filter(pk=file_id, status__in=CLAIMABLE_STATUSES).update(
-        status=FileStatus.PROCESSING
-    )
-    return IngestedFile.objects.filter(pk=file_id).first() if claimed else None
+def _claim(file_ids: Sequence[int]) -> list[IngestedFile]:
+    """``pending``/``processing`` → ``processing`` in one conditional UPDATE (it takes the row locks itself); the
+    claimed files in the order they were received."""
+    ids = list(dict.fromkeys(file_ids))
+    if not IngestedFile.objects.filter(pk__in=ids, status__in=CLAIMABLE_STATUSES).update(status=FileStatus.PROCESSING):
+        return []
+    claimed = IngestedFile.objects.filter(pk__in=ids, status=FileStatus.PROCESSING)
+    return list(claimed.order_by("received_at", "pk"))
+
+
+def _batch(work: Sequence[_Work], now: dt.datetime) -> None:
+    """Batching (§4.5), camera by camera (a fixed lock order), each camera's files in order: the detections of
+    consecutive files go in together; a file that qualifies for the fast path is added on its own."""
+    by_camera: dict[str, list[_Work]] = {}
+    for item in work:
+        by_camera.setdefault(item.file.camera_id, []).append(item)
+    for camera_id in sorted(by_camera):
+        run: list[Detection] = []
+        for item in by_camera[camera_id]:
+            if qualifies_for_fast_path([(d.object_type, d.confidence) for d in item.detections]):
+                batch_add_detections(camera_id, run, now=now)
+                batch_add_detections(camera_id, item.detections, now=now)
+                run = []
+            else:
+                run.extend(item.detections)
+        batch_add_detections(camera_id, run, now=now)
+
+
+def _final_status(item: _Work) -> str:
+    return FileStatus.PROCESSED if item.detections else FileStatus.NO_DETECTIONS
+
+
+def _mark_done(work: Sequence[_Work], now: dt.datetime) -> None:
+    """Final status and ``detection_count``: one UPDATE per distinct count (one or two in a burst)."""
+    by_count: dict[int, list[int]] = {}
+    for item in work:
+        by_count.setdefault(len(item.detections), []).append(item.file.id)
+    for count, ids in by_count.items():
+        status = FileStatus.PROCESSED if count else FileStatus.NO_DETECTIONS
+        IngestedFile.objects.filter(pk__in=ids).update(status=status, detection_count=count, processed_at=now, error="")
 
 
 # --- Detection --------------------------------------------------------------------------------------------------

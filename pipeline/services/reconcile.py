@@ -25,6 +25,7 @@ from django.utils import timezone
 from hsi import dispatch
 from pipeline.models import Batch, BatchStatus, FileStatus, IngestedFile
 from pipeline.services.batching import batches_close_expired
+from pipeline.task_names import PROCESS_FILE_TASK
 
 logger = logging.getLogger("hsi.pipeline.reconcile")
 
@@ -59,7 +60,7 @@ def pipeline_reconcile(*, now: dt.datetime | None = None) -> ReconcileResult:
     )
     files = [pk for pk in stuck_files if _first_sweep("file", pk, settings.FILE_STUCK_SECONDS)]
     for file_id in files:
-        dispatch.send("pipeline.process_file", file_id)
+        dispatch.send(PROCESS_FILE_TASK, file_id)
     if closed or batches or files:
         logger.info(
             "Reconcile: closed %d batch(es), re-dispatched %d batch(es), %d file(s)", closed, len(batches), len(files)

@@ -22,6 +22,7 @@ from tests.factories import CameraFactory, IngestedFileFactory
 from tests.images import jpeg_bytes, write_video
 from tests.integration.ingest_support import (
     FakeClock,
+    broker_tasks,
     ensure_process_file_task,
     truncated_jpeg,
     wait_for,
@@ -83,6 +84,24 @@ def test_a_noticed_file_is_ingested_once_it_is_stable(foscam_root, clock):
     row = IngestedFile.objects.get()
     assert (row.path, row.status, row.source, row.camera_id) == (str(path), "pending", "watcher", "porch")
     assert watcher.pending_count == 0 and watcher.last_file_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_that_settles_together_is_handed_over_in_chunks(foscam_root, clock, settings):
+    settings.PIPELINE_CHUNK_FILES = 2
+    watcher = CameraWatcher(clock=clock)
+    paths = [write(foscam_root / "porch" / f"{n}.jpg", jpeg_bytes(seed=n)) for n in range(5)]
+    for path in paths:
+        watcher.notice(str(path))
+
+    settle(watcher, clock)
+
+    ids = [IngestedFile.objects.get(path=str(path)).id for path in paths]
+    assert broker_tasks() == [
+        ("pipeline.process_files", [ids[0:2]]),
+        ("pipeline.process_files", [ids[2:4]]),
+        ("pipeline.process_file", [ids[4]]),
+    ]
 
 
 @pytest.mark.django_db
