@@ -198,7 +198,7 @@ def ingest_all(paths: Sequence[Path], label: str, chunk: int = 1) -> RunResult:
     from django.db import close_old_connections
 
     from hsi.dispatch import coalesced
-    from pipeline.ingest import file_ingest
+    from pipeline.ingest import file_ingest, files_ingest
     from pipeline.task_names import PROCESS_FILE_TASK, PROCESS_FILES_TASK
 
     clock = DetectorClock()
@@ -209,8 +209,8 @@ def ingest_all(paths: Sequence[Path], label: str, chunk: int = 1) -> RunResult:
         close_old_connections()
         detector_before = clock.seconds
         before = time.perf_counter()
-        with coalesced(PROCESS_FILE_TASK, PROCESS_FILES_TASK, size=chunk):
-            outcomes = [file_ingest(path) for path in group]
+        with coalesced(PROCESS_FILE_TASK, PROCESS_FILES_TASK, size=chunk):  # as the watcher's run_once does
+            outcomes = files_ingest(group) if len(group) > 1 else [file_ingest(group[0])]
         after = time.perf_counter()
         run.total_ms += [(after - before) * 1000 / len(group)] * len(group)
         run.detector_ms += [(clock.seconds - detector_before) * 1000 / len(group)] * len(group)

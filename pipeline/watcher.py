@@ -28,7 +28,14 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from cameras.models import Camera, resolve_folder
 from hsi import dispatch
 from hsi.timeutils import utc_iso
-from pipeline.ingest import ACCEPTED, IngestOutcome, file_ingest, file_record_unstable, is_accepted_path
+from pipeline.ingest import (
+    ACCEPTED,
+    IngestOutcome,
+    file_ingest,
+    file_record_unstable,
+    files_ingest,
+    is_accepted_path,
+)
 from pipeline.models import IngestedFile
 from pipeline.task_names import PROCESS_FILE_TASK, PROCESS_FILES_TASK
 
@@ -204,6 +211,7 @@ class CameraWatcher:
         *,
         mode: str | None = None,
         ingest: Callable[..., IngestOutcome] = file_ingest,
+        ingest_many: Callable[..., list[IngestOutcome]] = files_ingest,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         record_unstable: Callable[..., IngestOutcome] = file_record_unstable,
@@ -212,6 +220,7 @@ class CameraWatcher:
         self.requested_mode = mode or settings.WATCHER_MODE
         self.mode: str | None = None
         self.ingest = ingest
+        self.ingest_many = ingest_many
         self.record_unstable = record_unstable
         self.clock = clock
         self.wall_clock = wall_clock
@@ -312,10 +321,12 @@ class CameraWatcher:
 
     def run_once(self) -> None:
         settled = self.tracker.tick()
-        # A burst (an FTP backlog, a rescan after an outage) is processed in chunks; a lone file goes on its own.
-        with dispatch.coalesced(PROCESS_FILE_TASK, PROCESS_FILES_TASK, size=settings.PIPELINE_CHUNK_FILES):
-            for path in settled.stable:
-                self._ingest(path)
+        # A burst (an FTP backlog, a rescan after an outage) is ingested and processed in chunks; a lone file goes
+        # on its own.
+        size = settings.PIPELINE_CHUNK_FILES
+        with dispatch.coalesced(PROCESS_FILE_TASK, PROCESS_FILES_TASK, size=size):
+            for start in range(0, len(settled.stable), size):
+                self._ingest_burst(settled.stable[start : start + size])
         for path in settled.unstable:
             self._record_unstable(path)
         now = self.clock()
@@ -332,6 +343,27 @@ class CameraWatcher:
                 self.tracker.touch(file_path)
         elif is_accepted_path(path, self.root):
             self.tracker.touch(path)
+
+    def _ingest_burst(self, paths: list[str]) -> None:
+        if len(paths) == 1:
+            self._ingest(paths[0])
+            return
+        signatures = {}
+        for path in paths:
+            try:
+                signatures[path] = _signature(os.stat(path))
+            except OSError:
+                continue
+        try:
+            outcomes = self.ingest_many(
+                list(signatures), source="watcher", recheck_truncated=self._wait_one_stability_period
+            )
+        except Exception:
+            logger.exception("Ingest of a burst of %d files failed", len(signatures))  # the next rescan offers them
+            return
+        self._seen.update(signatures)
+        if any(outcome.result == ACCEPTED for outcome in outcomes):
+            self.last_file_at = timezone.now()
 
     def _ingest(self, path: str) -> None:
         try:

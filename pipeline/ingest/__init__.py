@@ -22,6 +22,7 @@ from pipeline.ingest.service import (
     dedup_lookup,
     file_ingest,
     file_record_unstable,
+    files_ingest,
 )
 from pipeline.ingest.validation import sha256_of_file, validate_media
 
@@ -38,6 +39,7 @@ __all__ = [
     "dedup_lookup",
     "file_ingest",
     "file_record_unstable",
+    "files_ingest",
     "is_accepted_path",
     "is_ignored_name",
     "magic_matches_extension",

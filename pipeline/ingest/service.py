@@ -13,7 +13,7 @@ import logging
 import os
 import stat as stat_module
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -122,10 +122,126 @@ def file_ingest(
     return _finish(outcome, started)
 
 
-def _camera_accepting(path: Path, camera: Camera | None, actor: Actor) -> tuple[Camera | None, IngestOutcome | None]:
-    """The camera that takes ``path`` (the given one, else the folder's), or the outcome that refuses the file."""
+def files_ingest(
+    paths: Sequence[str | os.PathLike],
+    *,
+    source: str = "watcher",
+    recheck_truncated: Callable[[], None] | None = None,
+) -> list[IngestOutcome]:
+    """``file_ingest`` for a burst of stable files from the camera folders, one outcome per path, in order.
+
+    Every file is mapped, hashed and validated as by ``file_ingest``, but the statements are shared: one camera
+    lookup per folder, one dedup lookup, one INSERT and one ``last_seen_at`` update per camera, in one transaction.
+    The exceptions take the single-file path after the others: content repeated within the burst (it then meets
+    the first copy as a duplicate), an image that looks truncated (it gets its recheck), and every file of a burst
+    whose INSERT fails (a concurrent ingest of the same content, a camera deleted meanwhile).
+    """
+    started = time.perf_counter()
+    actor = Actor.system(source)
+    outcomes: dict[int, IngestOutcome] = {}
+    fresh: list[tuple[int, Path, Camera, str, FileInspection]] = []
+    alone: list[int] = []
+    cameras: dict[str | None, tuple[Camera | None, str]] = {}
+    for index, raw in enumerate(paths):
+        path = Path(os.path.abspath(raw))
+        camera, refusal = _camera_accepting(path, None, actor, cameras)
+        media_type = media_type_for(path) if refusal is None else None
+        if refusal is None and media_type is None:
+            refusal = IngestOutcome(IGNORED, reason="not_media", camera=camera)
+        measured = _measure(path) if refusal is None else None
+        if refusal is not None or isinstance(measured, _Skip):
+            outcomes[index] = refusal or IngestOutcome(measured.result, reason=measured.reason, camera=camera)
+            continue
+        fresh.append((index, path, camera, media_type, measured))
+    fresh, repeated = _first_copies(fresh)
+    alone += repeated
+    known = dedup_lookup_many([inspection.sha256 for *_, inspection in fresh if inspection.sha256])
+    to_record = []
+    for index, path, camera, media_type, inspection in fresh:
+        if inspection.sha256 in known:
+            outcomes[index] = IngestOutcome(DUPLICATE, file=known[inspection.sha256], camera=camera)
+            continue
+        try:
+            reason = inspection.reject_reason or validate_media(path, media_type=media_type, size=inspection.size)
+        except FileNotFoundError:
+            outcomes[index] = IngestOutcome(IGNORED, reason="missing", camera=camera)
+            continue
+        if reason == RejectReason.TRUNCATED and recheck_truncated is not None:
+            alone.append(index)
+            continue
+        to_record.append((index, path, camera, media_type, replace(inspection, reject_reason=reason)))
+    outcomes.update(_record_many(to_record, source=source, actor=actor))
+    for index in sorted(alone):
+        outcomes[index] = file_ingest(paths[index], source=source, recheck_truncated=recheck_truncated)
+    share = (time.perf_counter() - started) / max(len(paths), 1)
+    return [_finish(outcomes[index], time.perf_counter() - share) for index in range(len(paths))]
+
+
+def dedup_lookup_many(sha256s: Sequence[str]) -> dict[str, IngestedFile | None]:
+    """The hashes the cache or the database knows (``dedup_lookup`` for many: two round trips), each with its
+    recorded file when that still exists."""
+    if not sha256s:
+        return {}
+    cached = cache.get_many([dedup_key(sha256) for sha256 in sha256s])
+    rows = {row.sha256: row for row in IngestedFile.objects.filter(sha256__in=list(sha256s))}
+    missing = {dedup_key(sha256): row.id for sha256, row in rows.items() if dedup_key(sha256) not in cached}
+    if missing:
+        cache.set_many(missing, settings.DEDUP_CACHE_TTL_SECONDS)
+    return {sha256: rows.get(sha256) for sha256 in sha256s if sha256 in rows or dedup_key(sha256) in cached}
+
+
+def _first_copies(fresh: list) -> tuple[list, list[int]]:
+    """The entries whose content is the first of its kind in the burst, and the indexes of the later copies."""
+    first, later, seen = [], [], set()
+    for entry in fresh:
+        sha256 = entry[-1].sha256
+        if sha256 and sha256 in seen:
+            later.append(entry[0])
+        else:
+            seen.add(sha256)
+            first.append(entry)
+    return first, later
+
+
+def _record_many(entries: list, *, source: str, actor: Actor) -> dict[int, IngestOutcome]:
+    """Insert the rows of a burst together (see ``files_ingest``); one by one when the INSERT fails."""
+    if not entries:
+        return {}
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            rows = IngestedFile.objects.bulk_create(
+                [
+                    _new_row(camera, path, media_type, inspection, source, now)
+                    for _, path, camera, media_type, inspection in entries
+                ]
+            )
+            remembered = {dedup_key(row.sha256): row.id for row in rows if row.sha256}
+            transaction.on_commit(lambda: cache.set_many(remembered, settings.DEDUP_CACHE_TTL_SECONDS))
+            for row in rows:
+                if row.reject_reason:
+                    _audit_rejection(row, actor)
+            for camera in {entry[2].pk: entry[2] for entry in entries if not entry[-1].reject_reason}.values():
+                _mark_camera_seen(camera)
+            for row in rows:
+                if not row.reject_reason:
+                    enqueue(PROCESS_FILE_TASK, row.id)
+    except IntegrityError:
+        logger.info("A burst of %d files met a concurrent change; recording them one by one", len(entries))
+        return {
+            index: _record(camera, path, media_type, inspection, source=source, actor=actor)
+            for index, path, camera, media_type, inspection in entries
+        }
+    return {entry[0]: _recorded(row, entry[2]) for entry, row in zip(entries, rows, strict=True)}
+
+
+def _camera_accepting(
+    path: Path, camera: Camera | None, actor: Actor, folders: dict | None = None
+) -> tuple[Camera | None, IngestOutcome | None]:
+    """The camera that takes ``path`` (the given one, else the folder's), or the outcome that refuses the file.
+    ``folders`` remembers each folder's camera across the calls of one burst."""
     if camera is None:
-        camera, why = _camera_for_path(path, actor)
+        camera, why = _camera_for_path(path, actor, folders)
         if camera is None:
             return None, IngestOutcome(IGNORED, reason=why)
     if not camera.enabled:
@@ -158,14 +274,18 @@ def file_record_unstable(
 # --- steps -----------------------------------------------------------------------------------------------------
 
 
-def _camera_for_path(path: Path, actor: Actor) -> tuple[Camera | None, str]:
+def _camera_for_path(path: Path, actor: Actor, folders: dict | None = None) -> tuple[Camera | None, str]:
     root = settings.FOSCAM_BASE_PATH
     folder = camera_folder_of(path, root)
     if folder is None:
         return None, "outside_camera_folder"
     if not is_accepted_path(path, root):
         return None, "not_accepted"
+    if folders is not None and folder in folders:
+        return folders[folder], "no_camera"
     camera = camera_register_from_folder(folder, actor=actor)
+    if folders is not None:
+        folders[folder] = camera
     return camera, "no_camera"
 
 
@@ -230,18 +350,8 @@ def _record(
     sha256 = inspection.sha256 or None
     try:
         with transaction.atomic():
-            row = IngestedFile.objects.create(
-                camera=camera,
-                path=str(path),
-                sha256=sha256,
-                size_bytes=inspection.size,
-                media_type=media_type,
-                mime_type=inspection.mime_type,
-                source=source,
-                status=FileStatus.INVALID if reason else FileStatus.PENDING,
-                reject_reason=reason,
-                received_at=received_at or timezone.now(),
-            )
+            row = _new_row(camera, path, media_type, inspection, source, received_at or timezone.now())
+            row.save(force_insert=True)
             if sha256:
                 transaction.on_commit(lambda: dedup_remember(sha256, row.id))
             if reason:
@@ -254,10 +364,35 @@ def _record(
         if outcome is None:
             raise
         return outcome
-    if reason:
-        logger.warning("Rejected %s from camera %s: %s", path, camera.id, reason, extra={"camera_id": camera.id})
-        return IngestOutcome(INVALID, file=row, reason=reason, camera=camera)
-    logger.info("Accepted %s from camera %s as file %d", path, camera.id, row.id, extra={"camera_id": camera.id})
+    return _recorded(row, camera)
+
+
+def _new_row(
+    camera: Camera, path: Path, media_type: str, inspection: FileInspection, source: str, received_at: dt.datetime
+) -> IngestedFile:
+    reason = inspection.reject_reason
+    return IngestedFile(
+        camera=camera,
+        path=str(path),
+        sha256=inspection.sha256 or None,
+        size_bytes=inspection.size,
+        media_type=media_type,
+        mime_type=inspection.mime_type,
+        source=source,
+        status=FileStatus.INVALID if reason else FileStatus.PENDING,
+        reject_reason=reason,
+        received_at=received_at,
+    )
+
+
+def _recorded(row: IngestedFile, camera: Camera) -> IngestOutcome:
+    """The outcome of a row just recorded, logged (a rejection as a WARNING, §4.2)."""
+    if row.reject_reason:
+        logger.warning(
+            "Rejected %s from camera %s: %s", row.path, camera.id, row.reject_reason, extra={"camera_id": camera.id}
+        )
+        return IngestOutcome(INVALID, file=row, reason=row.reject_reason, camera=camera)
+    logger.info("Accepted %s from camera %s as file %d", row.path, camera.id, row.id, extra={"camera_id": camera.id})
     return IngestOutcome(ACCEPTED, file=row, camera=camera)
 
 

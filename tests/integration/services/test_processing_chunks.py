@@ -167,3 +167,21 @@ def test_an_entity_seen_in_two_files_of_a_chunk_is_one_entity(
     assert first.entity_id is not None and second.entity_id == first.entity_id
     assert first.entity.detection_count == 2 and second.entity_similarity == pytest.approx(1.0)
     assert first.detected_at == T0
+
+
+def test_every_batch_a_chunk_closes_is_analysed(
+    fake_detector, foscam_root, settings, django_capture_on_commit_callbacks
+):
+    from events.models import Event
+
+    settings.BATCH_MAX_DETECTIONS = 2
+    cameras = [CameraFactory(id=f"cam_{n}") for n in range(5)]
+    fake_detector.detections = [person(0.8)]
+    files = [image_file(camera, foscam_root, received_at=at(n)) for n in range(2) for camera in cameras]
+
+    process_chunk(django_capture_on_commit_callbacks, files)
+
+    assert sorted(Batch.objects.values_list("camera_id", "status", "close_reason")) == [
+        (camera.id, "done", "max_size") for camera in cameras
+    ]
+    assert Event.objects.count() == 5
