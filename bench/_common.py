@@ -272,6 +272,20 @@ def throughput_ratio(ours: Timing | None, reference: Timing | None) -> float | N
 # --- report --------------------------------------------------------------------------------------------------
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds every process on the machine has used (all cores; ``/proc/stat`` without idle and iowait), or
+    None off Linux. The difference over a run, next to the bench's own CPU time, shows what the other processes
+    (PostgreSQL, Redis, a fake server) took."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal; guest is inside user
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 

@@ -33,7 +33,8 @@ class RedisCache(DjangoRedisCache):
         layer (and, in development, other instances by key prefix): Django's ``clear`` is a FLUSHDB, which would
         drop queued tasks and messages too."""
         client = self._cache.get_client(write=True)
-        pattern = self.key_func("*", _glob_escape(self.key_prefix), self.version)  # "hsi:1:*", not "hsi:celery:…"
+        # "hsi:<version>:*" for every version, as Django's own keys are built; never "hsi:celery:…" or "hsi:asgi…".
+        pattern = self.key_func("*", _glob_escape(self.key_prefix), "[0-9]*")
         batch = []
         for key in client.scan_iter(match=pattern, count=1000):
             batch.append(key)

@@ -232,8 +232,7 @@ def _save_jpeg_atomically(image: Image.Image, path: Path) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            # No ``optimize`` pass: it took 2.5× the encoding time for 3 % fewer bytes.
-            image.save(stream, format="JPEG", quality=settings.THUMBNAIL_QUALITY)
+            image.save(stream, format="JPEG", quality=settings.THUMBNAIL_QUALITY, optimize=True)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -100,7 +100,7 @@ class CircuitBreaker:
 
     def call(self, operation: Callable[[], T]) -> T:
         """Run ``operation`` under the breaker; raise ``CircuitOpenError`` without calling it when open."""
-        trial, admitted = self._admit()
+        trial = self._admit()
         try:
             result = operation()
         except PipelineError as error:
@@ -112,18 +112,16 @@ class CircuitBreaker:
         except Exception:
             self.record_failure()
             raise
-        if trial or admitted.state != CLOSED or admitted.failures:
-            self.record_success(trial=trial)  # else nothing to reset: a healthy service costs one cache read a call
+        self.record_success(trial=trial)
         return result
 
-    def _admit(self) -> tuple[bool, BreakerState]:
-        """(whether this call is the half-open trial, the state it was admitted in); raises when open."""
+    def _admit(self) -> bool:
         current = self.snapshot()
         if current.state == CLOSED:
-            return False, current
+            return False
         trial_timeout = max(settings.CIRCUIT_RECOVERY_SECONDS, 1)
         if current.state == HALF_OPEN and cache.add(self._trial_key, 1, timeout=trial_timeout):
-            return True, current
+            return True
         raise CircuitOpenError(self.name)
 
     def record_success(self, *, trial: bool = True) -> None:

@@ -85,17 +85,25 @@ def process_file(self, file_id: int, requeue_count: int = 0, first_failed_at: st
 
 @shared_task(name="pipeline.process_files", **TASK_OPTIONS)
 def process_files(self, file_ids: list[int]) -> None:
-    """Process a chunk of files together (a burst the watcher coalesced). A file whose detection failed, or every
-    file of a chunk that failed as a whole, goes on as a ``pipeline.process_file`` of its own, which owns the
-    retry and DLQ policy: the chunk is an optimisation, never a way to lose or dead-letter a file early."""
+    """Process a chunk of files together (a burst the watcher coalesced). A file whose attempt failed for good
+    (a permanent detector error, a file gone) is dead-lettered after this one attempt, as ``process_file`` would;
+    one that may succeed later, and every file of a chunk that failed as a whole, goes on as a
+    ``pipeline.process_file`` of its own, which owns the retries: a chunk never loses or dead-letters a file early.
+    """
     ids = [int(file_id) for file_id in file_ids]
+    now = timezone.now()
     try:
-        handed_on = list(processing.files_process(ids).failed)
+        failed = processing.files_process(ids).failed
     except Exception as error:  # noqa: BLE001 - split into single-file tasks, whatever it was
         logger.warning("%s of %d files failed as a whole (%s); processing them one by one", self.name, len(ids), error)
-        handed_on = ids
-    for file_id in handed_on:
-        dispatch.send(PROCESS_FILE_TASK, file_id)
+        for file_id in ids:  # each on its own: the files that are fine get through, the bad one meets its retries
+            dispatch.send(PROCESS_FILE_TASK, file_id)
+        return
+    for file_id, error in failed.items():
+        if dlq.classify(error)[1]:
+            dispatch.send(PROCESS_FILE_TASK, file_id, 0, utc_iso(now))  # its first failure was this attempt
+        else:
+            dlq.file_dead_letter(file_id, dlq.failure_of(error, attempts=1, first_failed_at=now, now=now))
 
 
 @shared_task(name="pipeline.analyze_batch", **TASK_OPTIONS)

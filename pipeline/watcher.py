@@ -359,7 +359,9 @@ class CameraWatcher:
                 list(signatures), source="watcher", recheck_truncated=self._wait_one_stability_period
             )
         except Exception:
-            logger.exception("Ingest of a burst of %d files failed", len(signatures))  # the next rescan offers them
+            logger.exception("Ingest of a burst of %d files failed; ingesting them one by one", len(signatures))
+            for path in signatures:  # one bad file (unreadable, say) must not hold the others back; dedup makes
+                self._ingest(path)  # a repeat of what the burst recorded before failing harmless
             return
         self._seen.update(signatures)
         if any(outcome.result == ACCEPTED for outcome in outcomes):

@@ -79,11 +79,9 @@ class Frame:
         cheaper, and the shrink after it too). The full pixels (scale 1.0) when they are decoded already."""
         if self._pixels is not None or "pixels" in self.__dict__ or self.mime_type != "image/jpeg":
             return self.pixels, 1.0
-        from django.conf import settings
 
         width, height = self.size
-        fit = min(settings.THUMBNAIL_WIDTH / width, settings.THUMBNAIL_HEIGHT / height) if width and height else 1.0
-        factor = next((f for f in (8, 4, 2) if f * fit <= 1.0), 1)
+        factor = _preview_factor(width, height)
         if factor == 1:
             return self.pixels, 1.0
         import cv2
@@ -94,6 +92,22 @@ class Frame:
         if decoded is None or not width:
             return self.pixels, 1.0
         return decoded, decoded.shape[1] / width
+
+    def keep_preview_only(self) -> None:
+        """Once detection and embeddings are done only the preview is needed (thumbnails): full-size pixels that
+        were decoded are replaced by a preview-size copy, so a chunk of large frames (the embedded detector on 4K
+        cameras) does not hold every one of them until its commit."""
+        if self._pixels is None and "pixels" not in self.__dict__:
+            return
+        width, height = self.size
+        factor = _preview_factor(width, height)
+        if factor > 1:
+            import cv2
+
+            small = cv2.resize(self.pixels, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
+            self.__dict__["preview"] = (small, small.shape[1] / width)
+            self.__dict__.pop("pixels", None)
+            self._pixels = None
 
     @property
     def width(self) -> int:
@@ -117,6 +131,14 @@ class Frame:
 
 
 _EXIF_ORIENTATION = 0x0112
+
+
+def _preview_factor(width: int, height: int) -> int:
+    """1, 2, 4 or 8: the largest reduction that still covers ``THUMBNAIL_WIDTH`` × ``THUMBNAIL_HEIGHT``."""
+    from django.conf import settings
+
+    fit = min(settings.THUMBNAIL_WIDTH / width, settings.THUMBNAIL_HEIGHT / height) if width and height else 1.0
+    return next((f for f in (8, 4, 2) if f * fit <= 1.0), 1)
 
 
 def _header_size(data: bytes) -> tuple[int, int] | None:

@@ -171,10 +171,11 @@ def files_ingest(
             continue
         to_record.append((index, path, camera, media_type, replace(inspection, reject_reason=reason)))
     outcomes.update(_record_many(to_record, source=source, actor=actor))
-    for index in sorted(alone):
-        outcomes[index] = file_ingest(paths[index], source=source, recheck_truncated=recheck_truncated)
     share = (time.perf_counter() - started) / max(len(paths), 1)
-    return [_finish(outcomes[index], time.perf_counter() - share) for index in range(len(paths))]
+    finished = {index: _finish(outcome, time.perf_counter() - share) for index, outcome in outcomes.items()}
+    for index in sorted(alone):  # counted and timed by file_ingest itself
+        finished[index] = file_ingest(paths[index], source=source, recheck_truncated=recheck_truncated)
+    return [finished[index] for index in range(len(paths))]
 
 
 def dedup_lookup_many(sha256s: Sequence[str]) -> dict[str, IngestedFile | None]:
@@ -221,8 +222,9 @@ def _record_many(entries: list, *, source: str, actor: Actor) -> dict[int, Inges
             for row in rows:
                 if row.reject_reason:
                     _audit_rejection(row, actor)
-            for camera in {entry[2].pk: entry[2] for entry in entries if not entry[-1].reject_reason}.values():
-                _mark_camera_seen(camera)
+            seen = {entry[2].pk: entry[2] for entry in entries if not entry[-1].reject_reason}
+            for camera_id in sorted(seen):  # the order processing locks cameras in: no deadlock between them
+                _mark_camera_seen(seen[camera_id])
             for row in rows:
                 if not row.reject_reason:
                     enqueue(PROCESS_FILE_TASK, row.id)

@@ -62,6 +62,11 @@ def for_update(queryset: QuerySet, *, skip_locked: bool = False) -> QuerySet:
     return queryset
 
 
+def camera_lock(camera_id: str) -> None:
+    """Row-lock the camera until commit (the fast-path cooldown check); always before the camera's open batch."""
+    list(for_update(Camera.objects.filter(pk=camera_id)).values_list("pk"))
+
+
 # --- Adding detections ------------------------------------------------------------------------------------------
 
 
@@ -101,7 +106,7 @@ def _fast_path_open(camera_id: str, detections: Sequence[Detection], now: dt.dat
     """
     if not qualifies_for_fast_path([(d.object_type, d.confidence) for d in detections]):
         return False
-    list(for_update(Camera.objects.filter(pk=camera_id)).values_list("pk"))
+    camera_lock(camera_id)
     since = now - dt.timedelta(seconds=settings.FAST_PATH_COOLDOWN_SECONDS)
     return not Batch.objects.filter(camera_id=camera_id, is_fast_path=True, opened_at__gt=since).exists()
 

@@ -33,7 +33,7 @@ from hsi.timeutils import utc_iso
 from pipeline.detectors.base import Frame, RawDetection
 from pipeline.models import FileStatus, IngestedFile
 from pipeline.resilience import PipelineError
-from pipeline.services.batching import batch_add_detections, for_update, qualifies_for_fast_path
+from pipeline.services.batching import batch_add_detections, camera_lock, for_update, qualifies_for_fast_path
 
 logger = logging.getLogger("hsi.pipeline.processing")
 
@@ -128,7 +128,10 @@ def _prepare(file: IngestedFile, zones: dict[str, list[Zone]]) -> _Work:
             Zone.objects.filter(camera_id=file.camera_id, enabled=True).order_by("-priority", "id")
         )
     detections = [_detection_row(file, item, zones[file.camera_id], video) for item in found]
-    return _Work(file, found, detections, _embed(found, detections))
+    work = _Work(file, found, detections, _embed(found, detections))
+    for frame in {id(item.frame): item.frame for item in found}.values():
+        frame.keep_preview_only()
+    return work
 
 
 def _store(work: list[_Work], now: dt.datetime) -> list[ProcessOutcome]:
@@ -175,9 +178,14 @@ def _batch(work: Sequence[_Work], now: dt.datetime) -> None:
     for item in work:
         by_camera.setdefault(item.file.camera_id, []).append(item)
     for camera_id in sorted(by_camera):
+        fast = [
+            qualifies_for_fast_path([(d.object_type, d.confidence) for d in w.detections]) for w in by_camera[camera_id]
+        ]
+        if any(fast):
+            camera_lock(camera_id)  # before the open batch, as a single file's fast path takes them: no deadlock
         run: list[Detection] = []
-        for item in by_camera[camera_id]:
-            if qualifies_for_fast_path([(d.object_type, d.confidence) for d in item.detections]):
+        for item, qualifies in zip(by_camera[camera_id], fast, strict=True):
+            if qualifies:
                 batch_add_detections(camera_id, run, now=now)
                 batch_add_detections(camera_id, item.detections, now=now)
                 run = []

@@ -29,7 +29,7 @@ def test_dispatches_in_the_block_go_out_in_chunks_and_a_lone_leftover_as_itself(
 
 
 def test_a_dispatch_still_waits_for_its_commit_and_a_rolled_back_one_never_leaves():
-    with dispatch.coalesced(ITEM, CHUNK, size=10):
+    with dispatch.coalesced(ITEM, CHUNK, size=2):
         with transaction.atomic():
             dispatch.enqueue(ITEM, 21)
         try:
@@ -41,8 +41,9 @@ def test_a_dispatch_still_waits_for_its_commit_and_a_rolled_back_one_never_leave
         with transaction.atomic():
             dispatch.enqueue(ITEM, 23)
             dispatch.send("pipeline.analyze_batch", "b-1")  # another task passes straight through
-        assert broker_tasks() == []
+            assert broker_tasks() == []  # 23 waits for its commit
         assert broker_tasks("analysis") == [("pipeline.analyze_batch", ["b-1"])]
+        assert broker_tasks() == [(CHUNK, [[21, 23]])]  # full at 23's commit: 22 never joined
 
     assert broker_tasks() == [(CHUNK, [[21, 23]])]
 

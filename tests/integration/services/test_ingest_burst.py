@@ -11,6 +11,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from cameras.models import Camera
 from pipeline.ingest import dedup_key, file_ingest, files_ingest
@@ -29,6 +30,11 @@ from tests.integration.ingest_support import (
 )
 
 PROCESS_FILE = "pipeline.process_file"
+RESULTS = ("accepted", "duplicate", "invalid", "ignored", "skipped_disabled")
+
+
+def ingested(result: str) -> float:
+    return REGISTRY.get_sample_value("hsi_files_ingested_total", {"result": result}) or 0.0
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +71,8 @@ def test_each_file_of_a_burst_gets_the_outcome_it_would_get_alone(
     paths.append(foscam_root / "porch" / "gone.jpg")
     (foscam_root / "porch" / "gone.jpg").unlink()
 
+    counted_before = {result: ingested(result) for result in RESULTS}
+
     with django_capture_on_commit_callbacks(execute=True):
         outcomes = files_ingest(paths)
 
@@ -98,6 +106,8 @@ def test_each_file_of_a_burst_gets_the_outcome_it_would_get_alone(
     for camera in Camera.objects.filter(pk__in=["porch", "garden"]):
         assert timezone.now() - camera.last_seen_at < timezone.timedelta(minutes=1)
     assert IngestedFile.objects.count() == 1 + 2 + 3
+    counted = {result: ingested(result) - counted_before[result] for result in RESULTS}
+    assert counted == {"accepted": 2, "duplicate": 2, "invalid": 3, "ignored": 3, "skipped_disabled": 1}  # once each
 
 
 @pytest.mark.django_db
@@ -146,7 +156,7 @@ def test_a_burst_that_meets_a_concurrent_ingest_of_its_content_is_recorded_file_
 
     worker = threading.Thread(target=burst)
     worker.start()
-    wait_for(lambda: _waiting_on_a_lock(rival))  # the burst's INSERT waits on the rival's unique key
+    wait_for(lambda: _waiting_on_a_lock(rival, connection.settings_dict["NAME"]))  # the burst's INSERT waits
     rival.commit()
     worker.join(timeout=30)
     rival.close()
@@ -157,9 +167,12 @@ def test_a_burst_that_meets_a_concurrent_ingest_of_its_content_is_recorded_file_
     assert [args for _, args in broker_tasks()] == [[results[1].file.id]]
 
 
-def _waiting_on_a_lock(observer: psycopg.Connection) -> bool:
+def _waiting_on_a_lock(observer: psycopg.Connection, database: str) -> bool:
+    """Whether a session of this test's database waits on a lock in an INSERT into the ingested files."""
     with psycopg.connect(observer.info.dsn, autocommit=True) as probe:
         row = probe.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO %%'"
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock' "
+            "AND query LIKE 'INSERT INTO \"pipeline_ingestedfile\"%%'",
+            [database],
         ).fetchone()
     return row[0] > 0

@@ -85,6 +85,23 @@ def test_a_file_whose_detection_fails_goes_on_alone_and_the_rest_of_the_chunk_is
     assert Batch.objects.get().detection_count == 3
 
 
+def test_a_permanent_detector_error_in_a_chunk_is_dead_lettered_after_that_one_attempt(
+    fake_detector, front, foscam_root, django_capture_on_commit_callbacks
+):
+    from tests.fakes.http_fake import Reply
+
+    fake_detector.detections = [person(0.8)]
+    fake_detector.script("POST", "/detect", Reply(status=400, json={"error": "bad image"}))
+    files = [image_file(front, foscam_root, received_at=at(n)) for n in range(3)]
+
+    process_chunk(django_capture_on_commit_callbacks, files)
+
+    job = FailedJob.objects.get()
+    assert (job.payload, job.error_type, job.attempt_count) == ({"file_id": files[0].id}, "http_4xx", 1)
+    assert fake_detector.detect_calls == 3  # no second call for the refused image
+    assert Detection.objects.count() == 2
+
+
 def test_a_file_gone_from_disk_is_dead_lettered_and_the_others_are_not_held_back(
     fake_detector, front, foscam_root, django_capture_on_commit_callbacks
 ):

@@ -105,6 +105,22 @@ def test_a_burst_that_settles_together_is_handed_over_in_chunks(foscam_root, clo
 
 
 @pytest.mark.django_db
+def test_a_burst_whose_ingest_fails_is_ingested_file_by_file(foscam_root, clock, caplog):
+    def unreadable_burst(paths, **kwargs):
+        raise PermissionError("one file of the burst is unreadable")
+
+    watcher = CameraWatcher(clock=clock, ingest_many=unreadable_burst)
+    paths = [write(foscam_root / "porch" / f"{n}.jpg", jpeg_bytes(seed=40 + n)) for n in range(3)]
+    for path in paths:
+        watcher.notice(str(path))
+
+    settle(watcher, clock)
+
+    assert paths_of_rows() == sorted(str(path) for path in paths)
+    assert "ingesting them one by one" in caplog.text
+
+
+@pytest.mark.django_db
 def test_ignored_names_are_never_queued(foscam_root, clock):
     watcher = CameraWatcher(clock=clock)
     for relative in ("a.jpg", "porch/.b.jpg", "porch/c.jpg.part", "porch/d.txt", ".trash/e.jpg"):

@@ -99,3 +99,18 @@ def test_the_preview_follows_the_thumbnail_settings(settings):
     pixels, scale = frame(jpeg_bytes(1280, 960)).preview
 
     assert pixels.shape == (480, 640, 3) and scale == 0.5
+
+
+def test_after_detection_only_a_preview_size_copy_of_decoded_pixels_is_kept():
+    decoded = frame(jpeg_bytes(1280, 720))
+    full = decoded.pixels
+    untouched = frame(jpeg_bytes(1280, 720))
+
+    decoded.keep_preview_only()
+    untouched.keep_preview_only()  # nothing decoded: nothing to shrink, and no decode now
+
+    pixels, scale = decoded.preview
+    assert pixels.shape == (180, 320, 3) and scale == 0.25
+    assert "pixels" not in decoded.__dict__ and decoded.size == (1280, 720)
+    assert abs(float(pixels.mean()) - float(full.mean())) < 2  # the same picture, smaller
+    assert "pixels" not in untouched.__dict__ and "preview" not in untouched.__dict__
