@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 from django.db import connection
-from django.db.models import F
+from django.db.models import Case, F, When
 from django.utils import timezone
 
 from .models import Detection, Entity, EntityType
@@ -267,8 +267,12 @@ def _candidate_pools(sightings: list[_Sighting], now: dt.datetime) -> dict[tuple
                 embedding_model__in={model for model, _ in keys},
                 embedding_dim__in={dim for _, dim in keys},
             )
-            .only("id", "embedding_model", "embedding_dim", "embedding", *ENTITY_UPDATE_FIELDS[1:], "primary_detection")
-            .annotate(primary_confidence=F("primary_detection__confidence"))
+            .only("id", "embedding_model", "embedding_dim", *ENTITY_UPDATE_FIELDS[1:], "primary_detection")
+            .annotate(
+                primary_confidence=F("primary_detection__confidence"),
+                # the JSON only where the unit vector is missing (rows written before it)
+                legacy_embedding=Case(When(embedding_unit__isnull=True, then=F("embedding")), default=None),
+            )
             .order_by("-last_seen_at", "pk")[:REID_MAX_CANDIDATES]
         )
         for entity in candidates:
@@ -280,10 +284,21 @@ def _candidate_pools(sightings: list[_Sighting], now: dt.datetime) -> dict[tuple
 
 
 def _stored_unit_vector(entity: Entity) -> np.ndarray | None:
-    vector = _usable_vector(entity.embedding)
-    if vector is None or len(vector) != entity.embedding_dim:
+    if entity.embedding_unit is not None:
+        vector = np.frombuffer(bytes(entity.embedding_unit), dtype=UNIT_DTYPE).astype(np.float64)
+        return vector if len(vector) == entity.embedding_dim and np.isfinite(vector).all() else None
+    values = _usable_vector(getattr(entity, "legacy_embedding", None))
+    if values is None or len(values) != entity.embedding_dim:
         return None
-    return _normalised(np.asarray(vector, dtype=np.float64))
+    return _normalised(np.asarray(values, dtype=np.float64))
+
+
+UNIT_DTYPE = np.dtype("<f4")
+
+
+def unit_bytes(vector: np.ndarray) -> bytes:
+    """``Entity.embedding_unit`` of a unit vector."""
+    return np.asarray(vector, dtype=UNIT_DTYPE).tobytes()
 
 
 def _link_group(group: list[_Sighting], pool: _Pool, threshold: float, changes: EntityChanges) -> None:
@@ -310,6 +325,7 @@ def _link(sighting: _Sighting, pool: _Pool, index: int, similarity: float, chang
     if mean is not None:
         pool.rows[index] = mean
         entity.embedding = mean.tolist()
+        entity.embedding_unit = unit_bytes(mean)
     entity.detection_count += 1
     entity.first_seen_at = min(entity.first_seen_at, detection.detected_at)
     entity.last_seen_at = max(entity.last_seen_at, detection.detected_at)
@@ -332,6 +348,7 @@ def _create(sighting: _Sighting, pool: _Pool, changes: EntityChanges) -> None:
     entity = Entity(
         entity_type=sighting.entity_type,
         embedding=sighting.vector.tolist(),
+        embedding_unit=unit_bytes(sighting.vector),
         embedding_model=sighting.model,
         embedding_dim=len(sighting.vector),
         first_seen_at=detection.detected_at,
@@ -349,7 +366,14 @@ def _create(sighting: _Sighting, pool: _Pool, changes: EntityChanges) -> None:
 
 
 SEPARATE_UPDATES_UP_TO = 3  # more changed entities than this in one file: one bulk UPDATE (a constant query count)
-ENTITY_UPDATE_FIELDS = ("embedding", "detection_count", "first_seen_at", "last_seen_at", "cameras_seen")
+ENTITY_UPDATE_FIELDS = (
+    "embedding",
+    "embedding_unit",
+    "detection_count",
+    "first_seen_at",
+    "last_seen_at",
+    "cameras_seen",
+)
 
 
 def entities_save(changes: EntityChanges) -> None:

@@ -231,6 +231,37 @@ def test_the_entity_embedding_is_the_renormalised_running_mean():
 
 
 @pytest.mark.django_db
+def test_entities_keep_their_unit_vector_in_float32_and_older_rows_get_theirs_when_seen_again():
+    camera = CameraFactory()
+    older = known_entity(unit(1, 0, 0), last_seen_at=at(-10))  # written without the unit vector
+    detection = sighting(camera, unit(1, 0.05, 0))
+    stranger = sighting(camera, unit(0, 0, 1), minutes=1)
+
+    entities_link([[(detection, MODEL)]], now=NOW)  # matched through the JSON embedding of the older row
+    entities_link([[(stranger, MODEL)]], now=at(1))
+
+    older.refresh_from_db()
+    new = Entity.objects.exclude(pk=older.pk).get()
+    for entity in (older, new):
+        stored = np.frombuffer(bytes(entity.embedding_unit), dtype="<f4")
+        assert stored == pytest.approx(entity.embedding, abs=1e-6)
+    assert Detection.objects.get(pk=detection.pk).entity_id == older.id
+
+
+@pytest.mark.django_db
+def test_matching_reads_the_unit_vector_not_the_json():
+    camera = CameraFactory()
+    entity = known_entity(unit(1, 0, 0), last_seen_at=at(-10))
+    Entity.objects.filter(pk=entity.pk).update(embedding_unit=np.asarray(unit(0, 1, 0), dtype="<f4").tobytes())
+    detection = sighting(camera, unit(0, 1, 0))
+
+    entities_link([[(detection, MODEL)]], now=NOW)
+
+    detection.refresh_from_db()
+    assert detection.entity_id == entity.id and detection.entity_similarity == pytest.approx(1.0)
+
+
+@pytest.mark.django_db
 def test_a_lower_confidence_sighting_keeps_the_primary_detection():
     camera = CameraFactory()
     best = sighting(camera, unit(1, 0, 0), confidence=0.99)
