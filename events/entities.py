@@ -141,14 +141,26 @@ class _Sighting:
 
 @dataclass
 class _Pool:
-    """The candidate entities of one (type, model, dimension), with their unit embeddings as matrix rows."""
+    """The candidate entities of one (type, model, dimension), with their unit embeddings as matrix rows.
 
-    entities: list[Entity] = field(default_factory=list)
+    A candidate read from the database stays a plain dict of its columns until it is matched: most of the hundreds
+    compared are never touched, and building a model instance for each cost more than comparing them."""
+
+    entities: list[Entity | dict] = field(default_factory=list)
     rows: list[np.ndarray] = field(default_factory=list)
 
-    def add(self, entity: Entity, vector: np.ndarray) -> None:
+    def add(self, entity: Entity | dict, vector: np.ndarray) -> None:
         self.entities.append(entity)
         self.rows.append(vector)
+
+    def entity(self, index: int) -> Entity:
+        candidate = self.entities[index]
+        if isinstance(candidate, dict):
+            primary_confidence = candidate.pop("primary_confidence")
+            candidate.pop("legacy_embedding", None)
+            candidate = self.entities[index] = Entity(**candidate)
+            candidate.primary_confidence = primary_confidence
+        return candidate
 
     def similarities(self, vectors: np.ndarray) -> np.ndarray:
         if not self.rows:
@@ -267,28 +279,30 @@ def _candidate_pools(sightings: list[_Sighting], now: dt.datetime) -> dict[tuple
                 embedding_model__in={model for model, _ in keys},
                 embedding_dim__in={dim for _, dim in keys},
             )
-            .only("id", "embedding_model", "embedding_dim", *ENTITY_UPDATE_FIELDS[1:], "primary_detection")
             .annotate(
                 primary_confidence=F("primary_detection__confidence"),
                 # the JSON only where the unit vector is missing (rows written before it)
                 legacy_embedding=Case(When(embedding_unit__isnull=True, then=F("embedding")), default=None),
             )
-            .order_by("-last_seen_at", "pk")[:REID_MAX_CANDIDATES]
+            .order_by("-last_seen_at", "pk")
+            .values(*CANDIDATE_FIELDS, "primary_confidence", "legacy_embedding")[:REID_MAX_CANDIDATES]
         )
-        for entity in candidates:
-            key = (entity_type, entity.embedding_model, entity.embedding_dim)
-            vector = _stored_unit_vector(entity)
+        for candidate in candidates:
+            candidate["entity_type"] = entity_type
+            key = (entity_type, candidate["embedding_model"], candidate["embedding_dim"])
+            vector = _stored_unit_vector(candidate)
             if key[1:] in keys and vector is not None:
-                pools.setdefault(key, _Pool()).add(entity, vector)
+                pools.setdefault(key, _Pool()).add(candidate, vector)
     return pools
 
 
-def _stored_unit_vector(entity: Entity) -> np.ndarray | None:
-    if entity.embedding_unit is not None:
-        vector = np.frombuffer(bytes(entity.embedding_unit), dtype=UNIT_DTYPE).astype(np.float64)
-        return vector if len(vector) == entity.embedding_dim and np.isfinite(vector).all() else None
-    values = _usable_vector(getattr(entity, "legacy_embedding", None))
-    if values is None or len(values) != entity.embedding_dim:
+def _stored_unit_vector(candidate: dict) -> np.ndarray | None:
+    dimension = candidate["embedding_dim"]
+    if candidate["embedding_unit"] is not None:
+        vector = np.frombuffer(bytes(candidate["embedding_unit"]), dtype=UNIT_DTYPE).astype(np.float64)
+        return vector if len(vector) == dimension and np.isfinite(vector).all() else None
+    values = _usable_vector(candidate["legacy_embedding"])
+    if values is None or len(values) != dimension:
         return None
     return _normalised(np.asarray(values, dtype=np.float64))
 
@@ -320,12 +334,13 @@ def _link_group(group: list[_Sighting], pool: _Pool, threshold: float, changes: 
 
 
 def _link(sighting: _Sighting, pool: _Pool, index: int, similarity: float, changes: EntityChanges) -> None:
-    entity, detection = pool.entities[index], sighting.detection
-    mean = _normalised(OLD_WEIGHT * pool.rows[index] + NEW_WEIGHT * sighting.vector)
-    if mean is not None:
-        pool.rows[index] = mean
-        entity.embedding = mean.tolist()
-        entity.embedding_unit = unit_bytes(mean)
+    entity, detection = pool.entity(index), sighting.detection
+    # Never zero: |0.8 a + 0.2 b| >= 0.6 for unit vectors a, b (the old row is kept all the same if it were).
+    mixed = _normalised(OLD_WEIGHT * pool.rows[index] + NEW_WEIGHT * sighting.vector)
+    mean = mixed if mixed is not None else pool.rows[index]
+    pool.rows[index] = mean
+    entity.embedding = mean.tolist()  # written whole, never read back: the candidate was loaded without it
+    entity.embedding_unit = unit_bytes(mean)
     entity.detection_count += 1
     entity.first_seen_at = min(entity.first_seen_at, detection.detected_at)
     entity.last_seen_at = max(entity.last_seen_at, detection.detected_at)
@@ -374,6 +389,8 @@ ENTITY_UPDATE_FIELDS = (
     "last_seen_at",
     "cameras_seen",
 )
+# What a matched candidate is built from (``embedding`` is written, never read: the unit vector stands for it).
+CANDIDATE_FIELDS = ("id", "embedding_model", "embedding_dim", *ENTITY_UPDATE_FIELDS[1:], "primary_detection_id")
 
 
 def entities_save(changes: EntityChanges) -> None:
