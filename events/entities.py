@@ -297,10 +297,12 @@ def _candidate_pools(sightings: list[_Sighting], now: dt.datetime) -> dict[tuple
 
 
 def _stored_unit_vector(candidate: dict) -> np.ndarray | None:
-    dimension = candidate["embedding_dim"]
-    if candidate["embedding_unit"] is not None:
-        vector = np.frombuffer(bytes(candidate["embedding_unit"]), dtype=UNIT_DTYPE).astype(np.float64)
-        return vector if len(vector) == dimension and np.isfinite(vector).all() else None
+    dimension, stored = candidate["embedding_dim"], candidate["embedding_unit"]
+    if stored is not None:  # a unit vector of the wrong length (a damaged row) is no candidate
+        if len(stored) != dimension * UNIT_DTYPE.itemsize:
+            return None
+        vector = np.frombuffer(bytes(stored), dtype=UNIT_DTYPE).astype(np.float64)
+        return vector if np.isfinite(vector).all() else None
     values = _usable_vector(candidate["legacy_embedding"])
     if values is None or len(values) != dimension:
         return None

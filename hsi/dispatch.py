@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -84,28 +85,37 @@ def send(task_name: str, *args) -> Future | None:
     return _send_now(task_name, *args)
 
 
-def _send_now(task_name: str, *args) -> Future | None:
+def send_retry(task_name: str, *args, retries: int, countdown: float) -> Future | None:
+    """Dispatch ``task_name(*args)`` as its retry number ``retries``, ``countdown`` seconds from now (the task's own
+    retry policy then counts on from there). In eager mode the countdown is slept first, as an eager retry is."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        time.sleep(countdown)
+    return _send_now(task_name, *args, retries=retries, countdown=countdown)
+
+
+def _send_now(task_name: str, *args, **options) -> Future | None:
     from hsi.celery import app
 
     task = app.tasks[task_name]
     if settings.CELERY_TASK_ALWAYS_EAGER:
+        eager = {"retries": options["retries"]} if "retries" in options else {}
         pool = _pool
         if pool is not None:
-            return pool.submit(_run_in_pool, task, args)
-        task.apply(args=args)
+            return pool.submit(_run_in_pool, task, args, eager)
+        task.apply(args=args, **eager)
         return None
     try:
-        task.apply_async(args=args)
+        task.apply_async(args=args, **options)
     except Exception:
         # The work is durable in the database; the reconcile sweeper dispatches it again.
         logger.warning("Could not send %s%r to the broker; reconcile will retry", task_name, args, exc_info=True)
     return None
 
 
-def _run_in_pool(task, args: tuple) -> None:
+def _run_in_pool(task, args: tuple, options: dict | None = None) -> None:
     close_old_connections()
     try:
-        task.apply(args=args)
+        task.apply(args=args, **(options or {}))
     except Exception:
         logger.exception("In-process task %s%r failed", task.name, args)
     finally:

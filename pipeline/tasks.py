@@ -100,8 +100,11 @@ def process_files(self, file_ids: list[int]) -> None:
             dispatch.send(PROCESS_FILE_TASK, file_id)
         return
     for file_id, error in failed.items():
-        if dlq.classify(error)[1]:
-            dispatch.send(PROCESS_FILE_TASK, file_id, 0, utc_iso(now))  # its first failure was this attempt
+        if dlq.classify(error)[1] and settings.PIPELINE_MAX_RETRIES > 0:
+            # The chunk's attempt was the first: what follows is retry 1, after its backoff, as in run_with_retries.
+            delay = retry_delay(1)
+            logger.warning("%s: file %d failed (%s); retry in %.1fs", self.name, file_id, type(error).__name__, delay)
+            dispatch.send_retry(PROCESS_FILE_TASK, file_id, 0, utc_iso(now), retries=1, countdown=delay)
         else:
             dlq.file_dead_letter(file_id, dlq.failure_of(error, attempts=1, first_failed_at=now, now=now))
 

@@ -104,7 +104,8 @@ class Frame:
         if factor > 1:
             import cv2
 
-            small = cv2.resize(self.pixels, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
+            size = (max(1, width // factor), max(1, height // factor))
+            small = cv2.resize(self.pixels, size, interpolation=cv2.INTER_AREA)
             self.__dict__["preview"] = (small, small.shape[1] / width)
             self.__dict__.pop("pixels", None)
             self._pixels = None

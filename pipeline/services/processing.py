@@ -18,6 +18,7 @@ import logging
 import os
 from collections.abc import Sequence
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -113,6 +114,8 @@ def files_process(file_ids: Sequence[int], *, now: dt.datetime | None = None) ->
     for file in files:
         try:
             work.append(_prepare(file, zones))
+        except SoftTimeLimitExceeded:
+            raise  # the task's time is up: nothing of the chunk is stored, every file goes on alone
         except Exception as error:  # noqa: BLE001 - handed back per file, whatever it is
             failed[file.id] = error
     if not work:
@@ -130,7 +133,10 @@ def _prepare(file: IngestedFile, zones: dict[str, list[Zone]]) -> _Work:
     detections = [_detection_row(file, item, zones[file.camera_id], video) for item in found]
     work = _Work(file, found, detections, _embed(found, detections))
     for frame in {id(item.frame): item.frame for item in found}.values():
-        frame.keep_preview_only()
+        try:
+            frame.keep_preview_only()
+        except Exception:  # memory, not correctness: the file is detected and stays so
+            logger.debug("Could not shrink the frame of file %d", file.id, exc_info=True)
     return work
 
 

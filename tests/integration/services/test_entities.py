@@ -262,6 +262,19 @@ def test_matching_reads_the_unit_vector_not_the_json():
 
 
 @pytest.mark.django_db
+def test_an_entity_whose_stored_unit_vector_is_damaged_is_no_candidate():
+    camera = CameraFactory()
+    damaged = known_entity(unit(1, 0, 0), last_seen_at=at(-10))
+    Entity.objects.filter(pk=damaged.pk).update(embedding_unit=b"\x00\x00\x80?")  # one float for three
+    detection = sighting(camera, unit(1, 0, 0))
+
+    entities_link([[(detection, MODEL)]], now=NOW)
+
+    detection.refresh_from_db()
+    assert detection.entity_id is not None and detection.entity_id != damaged.id
+
+
+@pytest.mark.django_db
 def test_a_lower_confidence_sighting_keeps_the_primary_detection():
     camera = CameraFactory()
     best = sighting(camera, unit(1, 0, 0), confidence=0.99)

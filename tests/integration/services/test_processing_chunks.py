@@ -102,6 +102,24 @@ def test_a_permanent_detector_error_in_a_chunk_is_dead_lettered_after_that_one_a
     assert Detection.objects.count() == 2
 
 
+@pytest.mark.parametrize(("max_retries", "attempts"), [(2, 3), (0, 1)])
+def test_the_chunk_attempt_counts_as_the_first_of_a_failing_file(
+    max_retries, attempts, fake_detector, front, foscam_root, settings, django_capture_on_commit_callbacks
+):
+    from tests.fakes.http_fake import Reply
+
+    settings.PIPELINE_MAX_RETRIES = max_retries
+    fake_detector.script("POST", "/detect", *[Reply(status=503, json={"error": "warming up"})] * 5)
+    file = image_file(front, foscam_root)
+
+    process_chunk(django_capture_on_commit_callbacks, [file])
+
+    job = FailedJob.objects.get()
+    assert (job.payload, job.error_type, job.attempt_count) == ({"file_id": file.id}, "http_5xx", attempts)
+    assert fake_detector.detect_calls == attempts  # the chunk's call, then the retries the policy allows
+    assert IngestedFile.objects.get(pk=file.id).status == "failed"
+
+
 def test_a_file_gone_from_disk_is_dead_lettered_and_the_others_are_not_held_back(
     fake_detector, front, foscam_root, django_capture_on_commit_callbacks
 ):

@@ -114,3 +114,13 @@ def test_after_detection_only_a_preview_size_copy_of_decoded_pixels_is_kept():
     assert "pixels" not in decoded.__dict__ and decoded.size == (1280, 720)
     assert abs(float(pixels.mean()) - float(full.mean())) < 2  # the same picture, smaller
     assert "pixels" not in untouched.__dict__ and "preview" not in untouched.__dict__
+
+
+def test_a_sliver_of_an_image_shrinks_to_at_least_one_pixel_across():
+    sliver = frame(jpeg_bytes(7, 4000))
+    sliver.pixels  # noqa: B018 - decoded, as the embedded detector would
+
+    sliver.keep_preview_only()
+
+    pixels, scale = sliver.preview
+    assert pixels.shape == (500, 1, 3) and scale == pytest.approx(1 / 7)
