@@ -32,7 +32,8 @@ HISTORY_HOURS = 24
 
 def batch_context(batch: Batch, *, now: dt.datetime | None = None) -> BatchContext | None:
     """The context of ``batch`` (its detections by ``detected_at``, ``id``); None when it has no detections."""
-    detections = list(Detection.objects.filter(batch_id=batch.pk).order_by("detected_at", "id"))
+    # Without the 256-float embeddings: the prompt never shows them, and 50 of them cost more than the rest of the row.
+    detections = list(Detection.objects.filter(batch_id=batch.pk).defer("embedding").order_by("detected_at", "id"))
     return detections_context(
         batch.camera_id, detections, now=now, batch_id=str(batch.pk), is_fast_path=batch.is_fast_path
     )
@@ -102,7 +103,12 @@ def _entity_contexts(detections: Sequence[Detection]) -> dict[int, EntityContext
     entity_ids = {d.entity_id for d in detections if d.entity_id}
     if not entity_ids:
         return {}
-    entities = {e.id: e for e in Entity.objects.filter(pk__in=entity_ids)}
+    entities = {
+        e.id: e
+        for e in Entity.objects.filter(pk__in=entity_ids).only(
+            "id", "entity_type", "trust_status", "label", "detection_count"
+        )
+    }
     first = dict(
         Detection.objects.filter(entity_id__in=entity_ids)
         .values("entity_id")

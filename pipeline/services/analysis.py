@@ -110,9 +110,9 @@ def _store(batch: Batch, ctx: BatchContext, outcome: AnalysisOutcome, now: dt.da
             _finish(batch.pk, now)
             return existing
         detections = list(
-            Detection.objects.filter(pk__in=[d.id for d in ctx.detections], event_link__isnull=True).order_by(
-                "detected_at", "id"
-            )
+            Detection.objects.filter(pk__in=[d.id for d in ctx.detections], event_link__isnull=True)
+            .only("id", "detected_at", "object_type")  # what the event is made of; its links carry the rest
+            .order_by("detected_at", "id")
         )
         if not detections:
             _finish(batch.pk, now, error="no detections")
@@ -177,7 +177,7 @@ def event_reanalyze(event_id: int, *, now: dt.datetime | None = None) -> Event |
     event = Event.objects.filter(pk=event_id, deleted_at__isnull=True).first()
     if event is None:
         return None
-    detections = list(Detection.objects.filter(event_link__event_id=event_id))
+    detections = list(Detection.objects.filter(event_link__event_id=event_id).defer("embedding"))
     ctx = detections_context(
         event.camera_id,
         detections,
