@@ -587,22 +587,11 @@ def render(args, chunk: int, runs: dict[str, RunResult], counts: dict[str, tuple
     )
     headers = ["run / part", "n", "p50", "p95", "p99", "mean"]
     rows = [
-        stats_row("fake detector, one at a time: end to end", trickle.total_ms),
-        stats_row("  detector (HTTP round trip)", trickle.detector_ms),
-        stats_row("  our overhead", trickle.overhead_ms),
-        stats_row("  batch analysis (rules), per batch", trickle.batch_analysis_ms),
-        stats_row(f"fake detector, bursts of {chunk}: end to end", burst.total_ms),
-        stats_row("  detector (HTTP round trip)", burst.detector_ms),
-        stats_row("  our overhead", burst.overhead_ms),
-        stats_row("  batch analysis (rules), per batch", burst.batch_analysis_ms),
-        stats_row(f"fake detector, {args.processes} processes, bursts: end to end", parallel.total_ms),
-        stats_row("  our overhead", parallel.overhead_ms),
-        stats_row("OpenCV detector, one at a time: end to end", opencv.total_ms),
-        stats_row("  detector (OpenCV detect)", opencv.detector_ms),
-        stats_row("  our overhead", opencv.overhead_ms),
-        stats_row(f"OpenCV detector, bursts of {chunk}: end to end", opencv_burst.total_ms),
-        stats_row("  detector (OpenCV detect)", opencv_burst.detector_ms),
-        stats_row("  our overhead", opencv_burst.overhead_ms),
+        *_run_rows("fake detector, one at a time", trickle, "HTTP round trip", analysis=True),
+        *_run_rows(f"fake detector, bursts of {chunk}", burst, "HTTP round trip", analysis=True),
+        *_run_rows(f"fake detector, {args.processes} processes, bursts", parallel),
+        *_run_rows("OpenCV detector, one at a time", opencv, "OpenCV detect"),
+        *_run_rows(f"OpenCV detector, bursts of {chunk}", opencv_burst, "OpenCV detect"),
         stats_row("OpenCV detect alone, 1280x720 frame", alone),
     ]
     _common.print_table(headers, rows, out=out)
@@ -682,6 +671,17 @@ def render(args, chunk: int, runs: dict[str, RunResult], counts: dict[str, tuple
     print(f"\n{missed} target(s)/check(s) missed" if missed else "\nAll targets met", file=out)
     print(f"Load average at the end (1/5/15 min): {_common.load_average()} on {_common.cpu_count()} CPU(s)", file=out)
     return out.getvalue()
+
+
+def _run_rows(title: str, run: RunResult, detector: str | None = None, *, analysis: bool = False) -> list[list[str]]:
+    """The table rows of one run: end to end, the detector's part (when named), our overhead, the batch analyses."""
+    rows = [stats_row(f"{title}: end to end", run.total_ms)]
+    if detector:
+        rows.append(stats_row(f"  detector ({detector})", run.detector_ms))
+    rows.append(stats_row("  our overhead", run.overhead_ms))
+    if analysis:
+        rows.append(stats_row("  batch analysis (rules), per batch", run.batch_analysis_ms))
+    return rows
 
 
 def _per_image_ms(seconds: float | None, run: RunResult) -> float | None:
