@@ -30,6 +30,7 @@ from hsi import dispatch
 from hsi.timeutils import utc_iso
 from pipeline.ingest import (
     ACCEPTED,
+    BurstIngestError,
     IngestOutcome,
     file_ingest,
     file_record_unstable,
@@ -358,6 +359,11 @@ class CameraWatcher:
             outcomes = self.ingest_many(
                 list(signatures), source="watcher", recheck_truncated=self._wait_one_stability_period
             )
+        except BurstIngestError as partial:  # the rest is recorded: the failed ones wait for the next rescan
+            for index, error in partial.errors.items():
+                logger.error("Ingest of %s failed", list(signatures)[index], exc_info=error)
+            outcomes = list(partial.outcomes.values())
+            signatures = {path: s for index, (path, s) in enumerate(signatures.items()) if index in partial.outcomes}
         except Exception:
             logger.exception("Ingest of a burst of %d files failed; ingesting them one by one", len(signatures))
             for path in signatures:  # one bad file (unreadable, say) must not hold the others back; dedup makes

@@ -173,9 +173,24 @@ def files_ingest(
     outcomes.update(_record_many(to_record, source=source, actor=actor))
     share = (time.perf_counter() - started) / max(len(paths), 1)
     finished = {index: _finish(outcome, time.perf_counter() - share) for index, outcome in outcomes.items()}
+    errors = {}
     for index in sorted(alone):  # counted and timed by file_ingest itself
-        finished[index] = file_ingest(paths[index], source=source, recheck_truncated=recheck_truncated)
+        try:
+            finished[index] = file_ingest(paths[index], source=source, recheck_truncated=recheck_truncated)
+        except Exception as error:  # noqa: BLE001 - the rest of the burst is recorded: say which files were not
+            errors[index] = error
+    if errors:
+        raise BurstIngestError(finished, errors)
     return [finished[index] for index in range(len(paths))]
+
+
+class BurstIngestError(Exception):
+    """Some files of a burst failed after the others were recorded: ``outcomes`` and ``errors`` by path index."""
+
+    def __init__(self, outcomes: dict[int, IngestOutcome], errors: dict[int, Exception]):
+        super().__init__(f"{len(errors)} file(s) of the burst failed: {next(iter(errors.values()))}")
+        self.outcomes = outcomes
+        self.errors = errors
 
 
 def dedup_lookup_many(sha256s: Sequence[str]) -> dict[str, IngestedFile | None]:

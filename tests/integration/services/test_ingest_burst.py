@@ -14,7 +14,7 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from cameras.models import Camera
-from pipeline.ingest import dedup_key, file_ingest, files_ingest
+from pipeline.ingest import BurstIngestError, dedup_key, file_ingest, files_ingest
 from pipeline.models import IngestedFile
 from system.models import AuditLog
 from tests.factories import CameraFactory
@@ -131,6 +131,24 @@ def test_a_truncated_image_in_a_burst_gets_its_recheck_and_the_rest_is_not_held_
     ]
     assert rechecks == [True, True]  # one recheck per truncated file, after the whole one was recorded
     assert outcomes[0].file.sha256 == sha(data)
+
+
+@pytest.mark.django_db
+def test_a_file_that_fails_after_the_rest_of_its_burst_was_recorded_is_named_and_the_rest_kept(foscam_root):
+    cut = write(foscam_root / "porch" / "cut.jpg", truncated_jpeg(seed=12))
+    whole = write(foscam_root / "porch" / "whole.jpg", jpeg_bytes(seed=13))
+    accepted_before = ingested("accepted")
+
+    def recheck_fails():
+        raise OSError("the share went away")
+
+    with pytest.raises(BurstIngestError) as raised:
+        files_ingest([cut, whole], recheck_truncated=recheck_fails)
+
+    assert list(raised.value.errors) == [0] and "the share went away" in str(raised.value)
+    assert raised.value.outcomes[1].result == "accepted"
+    assert list(IngestedFile.objects.values_list("path", flat=True)) == [str(whole)]
+    assert ingested("accepted") == accepted_before + 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -121,6 +121,32 @@ def test_a_burst_whose_ingest_fails_is_ingested_file_by_file(foscam_root, clock,
 
 
 @pytest.mark.django_db
+def test_a_file_that_fails_late_in_a_burst_is_offered_again_and_the_recorded_ones_are_not(foscam_root, clock):
+    from pipeline.ingest import BurstIngestError, files_ingest
+
+    calls = []
+
+    def second_file_fails_once(paths, **kwargs):
+        calls.append(list(paths))
+        if len(calls) > 1:
+            return files_ingest(paths, **kwargs)
+        outcomes = files_ingest(paths[:1], **kwargs)
+        raise BurstIngestError({0: outcomes[0]}, {1: OSError("the share went away")})
+
+    watcher = CameraWatcher(clock=clock, ingest_many=second_file_fails_once)
+    paths = [write(foscam_root / "porch" / f"{n}.jpg", jpeg_bytes(seed=50 + n)) for n in range(2)]
+    for path in paths:
+        watcher.notice(str(path))
+    settle(watcher, clock)
+    assert paths_of_rows() == [str(paths[0])]
+
+    assert watcher.scan(backfill_minutes=10) == 1  # only the file that failed is queued again
+    settle(watcher, clock)
+
+    assert paths_of_rows() == sorted(str(path) for path in paths)
+
+
+@pytest.mark.django_db
 def test_ignored_names_are_never_queued(foscam_root, clock):
     watcher = CameraWatcher(clock=clock)
     for relative in ("a.jpg", "porch/.b.jpg", "porch/c.jpg.part", "porch/d.txt", ".trash/e.jpg"):
