@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -143,24 +144,15 @@ class _Sighting:
 class _Pool:
     """The candidate entities of one (type, model, dimension), with their unit embeddings as matrix rows.
 
-    A candidate read from the database stays a plain dict of its columns until it is matched: most of the hundreds
-    compared are never touched, and building a model instance for each cost more than comparing them."""
+    A stored candidate is only its id and vector: most of the hundreds compared are never matched, and the rows of
+    the matched ones are read (and locked) once matching is done. An entity created by this call is the object."""
 
-    entities: list[Entity | dict] = field(default_factory=list)
+    entities: list[Entity | uuid.UUID] = field(default_factory=list)
     rows: list[np.ndarray] = field(default_factory=list)
 
-    def add(self, entity: Entity | dict, vector: np.ndarray) -> None:
+    def add(self, entity: Entity | uuid.UUID, vector: np.ndarray) -> None:
         self.entities.append(entity)
         self.rows.append(vector)
-
-    def entity(self, index: int) -> Entity:
-        candidate = self.entities[index]
-        if isinstance(candidate, dict):
-            primary_confidence = candidate.pop("primary_confidence")
-            candidate.pop("legacy_embedding", None)
-            candidate = self.entities[index] = Entity(**candidate)
-            candidate.primary_confidence = primary_confidence
-        return candidate
 
     def similarities(self, vectors: np.ndarray) -> np.ndarray:
         if not self.rows:
@@ -174,7 +166,8 @@ class EntityChanges:
     updated: dict = field(default_factory=dict)  # entity id -> Entity (existing rows)
     detections: list[Detection] = field(default_factory=list)
     primaries: dict = field(default_factory=dict)  # entity id -> its best detection among the new ones
-    links: dict = field(default_factory=dict)  # existing entity id -> the sightings matched to it
+    pending: list = field(default_factory=list)  # (stored entity id, sighting) matched, in order, not yet applied
+    means: dict = field(default_factory=dict)  # stored entity id -> its running mean after this call's sightings
 
 
 def entities_link(frames: list[list[tuple[Detection, str]]], *, now: dt.datetime) -> None:
@@ -209,26 +202,34 @@ def entities_match(frames: list[list[tuple[Detection, str]]], *, now: dt.datetim
     for frame in sightings:
         for key, group in _grouped(frame).items():
             _link_group(group, pools.setdefault(key, _Pool()), threshold, changes)
-    _lock_matched(changes)
+    _apply_matched(changes)
     return changes
 
 
-def _lock_matched(changes: EntityChanges) -> None:
-    """Row-lock the existing entities that were matched, until the caller commits: a concurrent delete (of the
-    entity, or of the camera of its primary detection) then waits instead of breaking this transaction's foreign
-    keys at commit. An entity deleted since the candidates were read gets its sightings as new entities."""
-    if not changes.updated:
+def _apply_matched(changes: EntityChanges) -> None:
+    """Read and row-lock the stored entities that were matched, then apply their sightings in order. The lock holds
+    until the caller commits: a concurrent delete (of the entity, or of the camera of its primary detection) then
+    waits instead of breaking this transaction's foreign keys at commit. An entity deleted since the candidates
+    were read gets its sightings as new entities."""
+    if not changes.pending:
         return
-    matched = Entity.objects.filter(pk__in=list(changes.updated))
+    matched = (
+        Entity.objects.filter(pk__in={entity_id for entity_id, _ in changes.pending})
+        .only("entity_type", *CANDIDATE_FIELDS)
+        .annotate(primary_confidence=F("primary_detection__confidence"))
+    )
     if connection.vendor == "postgresql":
-        matched = matched.select_for_update()
-    present = set(matched.values_list("pk", flat=True))
-    for entity_id in [entity_id for entity_id in changes.updated if entity_id not in present]:
-        del changes.updated[entity_id]
-        changes.primaries.pop(entity_id, None)
-        for sighting in changes.links.pop(entity_id, []):
+        matched = matched.select_for_update(of=("self",))
+    entities = {entity.id: entity for entity in matched}
+    for entity_id, sighting in changes.pending:
+        entity = entities.get(entity_id)
+        if entity is None:
             changes.detections.remove(sighting.detection)
             _create(sighting, _Pool(), changes)
+            continue
+        _apply_sighting(entity, sighting.detection, changes.means[entity_id], changes)
+        changes.updated[entity_id] = entity
+    changes.pending = []
 
 
 def _sighting(detection: Detection, model: str) -> _Sighting | None:
@@ -279,31 +280,25 @@ def _candidate_pools(sightings: list[_Sighting], now: dt.datetime) -> dict[tuple
                 embedding_model__in={model for model, _ in keys},
                 embedding_dim__in={dim for _, dim in keys},
             )
-            .annotate(
-                primary_confidence=F("primary_detection__confidence"),
-                # the JSON only where the unit vector is missing (rows written before it)
-                legacy_embedding=Case(When(embedding_unit__isnull=True, then=F("embedding")), default=None),
-            )
+            # the JSON only where the unit vector is missing (rows written before it)
+            .annotate(legacy_embedding=Case(When(embedding_unit__isnull=True, then=F("embedding")), default=None))
             .order_by("-last_seen_at", "pk")
-            .values(*CANDIDATE_FIELDS, "primary_confidence", "legacy_embedding")[:REID_MAX_CANDIDATES]
-        )
-        for candidate in candidates:
-            candidate["entity_type"] = entity_type
-            key = (entity_type, candidate["embedding_model"], candidate["embedding_dim"])
-            vector = _stored_unit_vector(candidate)
-            if key[1:] in keys and vector is not None:
-                pools.setdefault(key, _Pool()).add(candidate, vector)
+            .values_list("id", "embedding_model", "embedding_dim", "embedding_unit", "legacy_embedding")
+        )[:REID_MAX_CANDIDATES]
+        for entity_id, model, dimension, stored, legacy in candidates:
+            vector = _stored_unit_vector(dimension, stored, legacy)
+            if (model, dimension) in keys and vector is not None:
+                pools.setdefault((entity_type, model, dimension), _Pool()).add(entity_id, vector)
     return pools
 
 
-def _stored_unit_vector(candidate: dict) -> np.ndarray | None:
-    dimension, stored = candidate["embedding_dim"], candidate["embedding_unit"]
+def _stored_unit_vector(dimension: int, stored, legacy) -> np.ndarray | None:
     if stored is not None:  # a unit vector of the wrong length (a damaged row) is no candidate
         if len(stored) != dimension * UNIT_DTYPE.itemsize:
             return None
         vector = np.frombuffer(bytes(stored), dtype=UNIT_DTYPE).astype(np.float64)
         return vector if np.isfinite(vector).all() else None
-    values = _usable_vector(candidate["legacy_embedding"])
+    values = _usable_vector(legacy)
     if values is None or len(values) != dimension:
         return None
     return _normalised(np.asarray(values, dtype=np.float64))
@@ -336,12 +331,26 @@ def _link_group(group: list[_Sighting], pool: _Pool, threshold: float, changes: 
 
 
 def _link(sighting: _Sighting, pool: _Pool, index: int, similarity: float, changes: EntityChanges) -> None:
-    entity, detection = pool.entity(index), sighting.detection
+    """Link ``sighting`` to the pool's entity ``index``: the running mean at once (later frames compare with it),
+    the rest now for an entity of this call, after ``_apply_matched`` has read the row for a stored one."""
+    target, detection = pool.entities[index], sighting.detection
     # Never zero: |0.8 a + 0.2 b| >= 0.6 for unit vectors a, b (the old row is kept all the same if it were).
     mixed = _normalised(OLD_WEIGHT * pool.rows[index] + NEW_WEIGHT * sighting.vector)
     mean = mixed if mixed is not None else pool.rows[index]
     pool.rows[index] = mean
-    entity.embedding = mean.tolist()  # written whole, never read back: the candidate was loaded without it
+    detection.entity_similarity = similarity
+    changes.detections.append(detection)
+    if isinstance(target, Entity):
+        detection.entity_id = target.id
+        _apply_sighting(target, detection, mean, changes)
+        return
+    detection.entity_id = target
+    changes.pending.append((target, sighting))
+    changes.means[target] = mean
+
+
+def _apply_sighting(entity: Entity, detection: Detection, mean: np.ndarray, changes: EntityChanges) -> None:
+    entity.embedding = mean.tolist()  # written whole, never read back: the candidate was read without it
     entity.embedding_unit = unit_bytes(mean)
     entity.detection_count += 1
     entity.first_seen_at = min(entity.first_seen_at, detection.detected_at)
@@ -352,12 +361,6 @@ def _link(sighting: _Sighting, pool: _Pool, index: int, similarity: float, chang
     if primary_confidence is None or detection.confidence > primary_confidence:
         changes.primaries[entity.id] = detection  # its id is known once it is saved
         entity.primary_confidence = detection.confidence
-    detection.entity_id = entity.id
-    detection.entity_similarity = similarity
-    if entity.id not in changes.created:
-        changes.updated[entity.id] = entity
-        changes.links.setdefault(entity.id, []).append(sighting)
-    changes.detections.append(detection)
 
 
 def _create(sighting: _Sighting, pool: _Pool, changes: EntityChanges) -> None:
@@ -391,8 +394,8 @@ ENTITY_UPDATE_FIELDS = (
     "last_seen_at",
     "cameras_seen",
 )
-# What a matched candidate is built from (``embedding`` is written, never read: the unit vector stands for it).
-CANDIDATE_FIELDS = ("id", "embedding_model", "embedding_dim", *ENTITY_UPDATE_FIELDS[1:], "primary_detection_id")
+# What a matched entity is read with (``embedding`` is written, never read: the unit vector stands for it).
+CANDIDATE_FIELDS = ("id", "embedding_model", "embedding_dim", *ENTITY_UPDATE_FIELDS[1:], "primary_detection")
 
 
 def entities_save(changes: EntityChanges) -> None:
