@@ -215,7 +215,7 @@ def _apply_matched(changes: EntityChanges) -> None:
         return
     matched = (
         Entity.objects.filter(pk__in={entity_id for entity_id, _ in changes.pending})
-        .only("entity_type", *CANDIDATE_FIELDS)
+        .only(*MATCHED_FIELDS)
         .annotate(primary_confidence=F("primary_detection__confidence"))
     )
     if connection.vendor == "postgresql":
@@ -229,7 +229,7 @@ def _apply_matched(changes: EntityChanges) -> None:
             continue
         _apply_sighting(entity, sighting.detection, changes.means[entity_id], changes)
         changes.updated[entity_id] = entity
-    changes.pending = []
+    changes.pending, changes.means = [], {}
 
 
 def _sighting(detection: Detection, model: str) -> _Sighting | None:
@@ -394,8 +394,8 @@ ENTITY_UPDATE_FIELDS = (
     "last_seen_at",
     "cameras_seen",
 )
-# What a matched entity is read with (``embedding`` is written, never read: the unit vector stands for it).
-CANDIDATE_FIELDS = ("id", "embedding_model", "embedding_dim", *ENTITY_UPDATE_FIELDS[1:], "primary_detection")
+# What a matched entity is read with: what a sighting adds to (its embedding is replaced by the running mean).
+MATCHED_FIELDS = ("detection_count", "first_seen_at", "last_seen_at", "cameras_seen", "primary_detection")
 
 
 def entities_save(changes: EntityChanges) -> None:
