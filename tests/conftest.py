@@ -157,6 +157,10 @@ def _isolated_state(settings, tmp_path):
     _delete_prefixed_keys()
     from django.core.cache import cache
 
+    from pipeline.previews import previews_clear
+
+    previews_clear()  # a preview one test's ingest kept is never another test's
+
     if "locmem" in settings.CACHES["default"]["BACKEND"]:
         cache.clear()
 

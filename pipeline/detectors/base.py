@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from pipeline.previews import preview_factor
 from pipeline.resilience import PipelineError
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class Frame:
     camera_id: str = ""
     frame_time_seconds: float | None = None
     _pixels: np.ndarray | None = field(default=None, repr=False)
+    _preview: tuple[np.ndarray, float] | None = field(default=None, repr=False)
 
     @cached_property
     def pixels(self) -> np.ndarray:
@@ -76,12 +78,15 @@ class Frame:
     def preview(self) -> tuple[np.ndarray, float]:
         """(pixels, scale): the frame for thumbnails and colour histograms, decoded at 1/2, 1/4 or 1/8 of its size
         when that still covers ``THUMBNAIL_WIDTH`` × ``THUMBNAIL_HEIGHT`` (a JPEG's DCT scaling makes that decode
-        cheaper, and the shrink after it too). The full pixels (scale 1.0) when they are decoded already."""
+        cheaper, and the shrink after it too). The full pixels (scale 1.0) when they are decoded already; the
+        preview given (the one the file's validation decoded, ``pipeline.previews``) when they are not."""
+        if self._preview is not None and self._pixels is None and "pixels" not in self.__dict__:
+            return self._preview
         if self._pixels is not None or "pixels" in self.__dict__ or self.mime_type != "image/jpeg":
             return self.pixels, 1.0
 
         width, height = self.size
-        factor = _preview_factor(width, height)
+        factor = preview_factor(width, height)
         if factor == 1:
             return self.pixels, 1.0
         import cv2
@@ -100,7 +105,7 @@ class Frame:
         if self._pixels is None and "pixels" not in self.__dict__:
             return
         width, height = self.size
-        factor = _preview_factor(width, height)
+        factor = preview_factor(width, height)
         if factor > 1:
             import cv2
 
@@ -132,14 +137,6 @@ class Frame:
 
 
 _EXIF_ORIENTATION = 0x0112
-
-
-def _preview_factor(width: int, height: int) -> int:
-    """1, 2, 4 or 8: the largest reduction that still covers ``THUMBNAIL_WIDTH`` × ``THUMBNAIL_HEIGHT``."""
-    from django.conf import settings
-
-    fit = min(settings.THUMBNAIL_WIDTH / width, settings.THUMBNAIL_HEIGHT / height) if width and height else 1.0
-    return next((f for f in (8, 4, 2) if f * fit <= 1.0), 1)
 
 
 def _header_size(data: bytes) -> tuple[int, int] | None:

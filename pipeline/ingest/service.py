@@ -162,7 +162,9 @@ def files_ingest(
             outcomes[index] = IngestOutcome(DUPLICATE, file=known[inspection.sha256], camera=camera)
             continue
         try:
-            reason = inspection.reject_reason or validate_media(path, media_type=media_type, size=inspection.size)
+            reason = inspection.reject_reason or validate_media(
+                path, media_type=media_type, size=inspection.size, sha256=inspection.sha256
+            )
         except FileNotFoundError:
             outcomes[index] = IngestOutcome(IGNORED, reason="missing", camera=camera)
             continue
@@ -324,7 +326,7 @@ def _inspect(path: Path, media_type: str, recheck_truncated: Callable[[], None] 
         if isinstance(known, _Skip):
             return known
         try:
-            reason = validate_media(path, media_type=media_type, size=measured.size)
+            reason = validate_media(path, media_type=media_type, size=measured.size, sha256=measured.sha256)
         except FileNotFoundError:
             return _Skip(IGNORED, "missing")
         if reason == RejectReason.TRUNCATED and recheck_truncated is not None and attempt == 1:

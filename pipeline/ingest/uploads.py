@@ -112,7 +112,7 @@ def upload_store(camera: Camera, upload: UploadedFile, *, actor: Actor) -> Uploa
         duplicate = _known(camera, sha256, actor=actor, original_name=original_name)
         if duplicate is not None:
             return duplicate
-        reason = validate_media(local, media_type=media_type_for(original_name), size=size)
+        reason = validate_media(local, media_type=media_type_for(original_name), size=size, sha256=sha256)
         if reason:
             files_ingested.labels(result="invalid").inc()
             raise FieldValidationError([{"field": "file", "message": str(reason)}], detail=f"Upload rejected: {reason}")

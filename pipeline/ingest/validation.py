@@ -13,6 +13,7 @@ from django.conf import settings
 from PIL import Image
 
 from pipeline.models import RejectReason
+from pipeline.previews import preview_factor, preview_keep, previews_wanted
 
 HASH_CHUNK_BYTES = 64 * 1024
 
@@ -26,9 +27,10 @@ def sha256_of_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def validate_media(path: str | os.PathLike, *, media_type: str, size: int) -> str | None:
+def validate_media(path: str | os.PathLike, *, media_type: str, size: int, sha256: str = "") -> str | None:
     """The reject reason of the first failing check (too_small, too_large, decompression_bomb, unreadable,
-    truncated), None when the file passes. ``size`` is the size the caller measured (0 is ``empty``)."""
+    truncated), None when the file passes. ``size`` is the size the caller measured (0 is ``empty``); with the
+    content's ``sha256`` an image's decode is kept for its processing (``pipeline.previews``)."""
     if size == 0:
         return RejectReason.EMPTY
     if media_type == "image":
@@ -36,7 +38,7 @@ def validate_media(path: str | os.PathLike, *, media_type: str, size: int) -> st
             return RejectReason.TOO_SMALL
         if size > settings.MAX_IMAGE_BYTES:
             return RejectReason.TOO_LARGE
-        return image_problem(path)
+        return image_problem(path, sha256=sha256)
     if media_type != "video":
         raise ValueError(f"not a media type: {media_type!r}")
     if size > settings.MAX_VIDEO_BYTES:
@@ -44,9 +46,11 @@ def validate_media(path: str | os.PathLike, *, media_type: str, size: int) -> st
     return video_problem(path)
 
 
-def image_problem(path: str | os.PathLike) -> str | None:
+def image_problem(path: str | os.PathLike, *, sha256: str = "") -> str | None:
     """Header size against ``MAX_IMAGE_PIXELS`` (Pillow's decompression-bomb warning counts as a bomb), then
-    Pillow's identify/verify, then a decode of all the data that never loads truncated data leniently."""
+    Pillow's identify/verify, then a decode of all the data that never loads truncated data leniently. With
+    ``sha256``, when the pipeline runs in this process, that decode is kept as the file's preview."""
+    keep = bool(sha256) and previews_wanted()
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -56,10 +60,14 @@ def image_problem(path: str | os.PathLike) -> str | None:
                     return RejectReason.DECOMPRESSION_BOMB
                 image.verify()
             with Image.open(path) as image:
-                # A JPEG decodes at 1/8 scale: every byte of the entropy-coded data is still read (truncation
-                # shows), at about half the cost of the full decode. Other formats ignore the draft.
-                image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
+                # A JPEG decodes at a DCT scale (1/8, or the preview's when it is kept): every byte of the
+                # entropy-coded data is still read (truncation shows), at about half the cost of the full decode.
+                # Other formats ignore the draft.
+                factor = preview_factor(width, height) if keep else 8
+                image.draft(image.mode, (max(1, width // factor), max(1, height // factor)))
                 image.load()
+                if keep:
+                    preview_keep(sha256, image, width)
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
             return RejectReason.DECOMPRESSION_BOMB
         except Exception as error:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, ValueError, struct.error…

@@ -33,6 +33,7 @@ from hsi.realtime import send_now
 from hsi.timeutils import utc_iso
 from pipeline.detectors.base import Frame, RawDetection
 from pipeline.models import FileStatus, IngestedFile
+from pipeline.previews import preview_take
 from pipeline.resilience import PipelineError
 from pipeline.services.batching import batch_add_detections, camera_lock, for_update, qualifies_for_fast_path
 
@@ -238,6 +239,7 @@ def _detect(file: IngestedFile) -> tuple[list[Found], VideoInfo | None]:
         filename=os.path.basename(file.path),
         mime_type=file.mime_type or "image/jpeg",
         camera_id=file.camera_id,
+        _preview=preview_take(file.sha256),
     )
     result, _ = detect(frame, detector)
     return [Found(frame, raw, result.model or detector.name) for raw in result.detections], None

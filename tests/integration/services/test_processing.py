@@ -118,6 +118,32 @@ def test_colour_embeddings_come_from_the_preview_unless_the_box_is_small_there(
     assert from_full != pytest.approx(from_preview)  # the two sources differ: the assertion above can tell
 
 
+def test_a_file_ingested_in_this_process_is_processed_with_the_preview_its_validation_decoded(
+    fake_detector, camera, foscam_root, data_dir, django_capture_on_commit_callbacks
+):
+    import cv2
+    import numpy as np
+
+    from events.entities import detection_embedding
+    from pipeline.ingest import file_ingest
+    from pipeline.previews import preview_take
+    from tests.images import write_jpeg
+
+    fake_detector.detections = [person(0.8, x=400, y=200, width=200, height=400)]
+    path = write_jpeg(Path(foscam_root) / camera.id / "walker.jpg", 1280, 720, seed=41)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = file_ingest(path)  # eager, as all-in-one runs it: validation, then processing in this process
+
+    stored = Detection.objects.get()
+    assert outcome.result == "accepted" and stored.source_file_id == outcome.file.id
+    assert preview_take(outcome.file.sha256) is None  # the processing took the preview the validation kept
+    quarter = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_REDUCED_COLOR_4)
+    expected = detection_embedding("person", (400, 200, 200, 400), quarter, None, "m", pixel_scale=0.25)[0]
+    assert stored.embedding == pytest.approx(expected)  # the same colours a decode of its own would have given
+    assert os.path.getsize(stored.thumbnail_path) > 0
+
+
 def test_after_commit_thumbnails_are_written_and_detection_new_is_broadcast(
     fake_detector, camera, foscam_root, data_dir, events_stream, django_capture_on_commit_callbacks
 ):
