@@ -51,10 +51,11 @@ def preview_keep(sha256: str, image: Image.Image, width: int) -> None:
     orientation = image.getexif().get(_EXIF_ORIENTATION)
     if orientation not in (None, 1):
         return
+    import cv2
     import numpy as np
 
-    rgb = np.asarray(image.convert("RGB") if image.mode == "L" else image)
-    pixels = np.ascontiguousarray(rgb[:, :, ::-1])
+    pixels = np.asarray(image)
+    pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR if image.mode == "L" else cv2.COLOR_RGB2BGR)
     with _lock:
         previous = _stored.pop(sha256, None)
         if previous is not None:

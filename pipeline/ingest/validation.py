@@ -58,21 +58,29 @@ def image_problem(path: str | os.PathLike, *, sha256: str = "") -> str | None:
                 width, height = image.size
                 if width * height > settings.MAX_IMAGE_PIXELS:
                     return RejectReason.DECOMPRESSION_BOMB
+                if image.format == "JPEG":  # Pillow's verify checks nothing in a JPEG: the decode checks it all
+                    _decode_all(image, sha256 if keep else "")
+                    return None
                 image.verify()
             with Image.open(path) as image:
-                # A JPEG decodes at a DCT scale (1/8, or the preview's when it is kept): every byte of the
-                # entropy-coded data is still read (truncation shows), at about half the cost of the full decode.
-                # Other formats ignore the draft.
-                factor = preview_factor(width, height) if keep else 8
-                image.draft(image.mode, (max(1, width // factor), max(1, height // factor)))
-                image.load()
-                if keep:
-                    preview_keep(sha256, image, width)
+                _decode_all(image, "")
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
             return RejectReason.DECOMPRESSION_BOMB
         except Exception as error:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, ValueError, struct.error…
             return RejectReason.TRUNCATED if _is_truncation(error) else RejectReason.UNREADABLE
     return None
+
+
+def _decode_all(image: Image.Image, sha256: str) -> None:
+    """Decode every byte of the image data. A JPEG decodes at a DCT scale (1/8, or the preview's when it is kept
+    for ``sha256``): all the entropy-coded data is still read, so truncation shows, at about half the cost of the
+    full decode. Other formats ignore the draft."""
+    width, height = image.size
+    factor = preview_factor(width, height) if sha256 else 8
+    image.draft(image.mode, (max(1, width // factor), max(1, height // factor)))
+    image.load()
+    if sha256:
+        preview_keep(sha256, image, width)
 
 
 def video_problem(path: str | os.PathLike) -> str | None:
