@@ -111,3 +111,28 @@ def test_a_frame_given_a_preview_uses_it_until_full_pixels_are_decoded():
 
     assert frame.preview is given and "pixels" not in frame.__dict__
     assert decoded.preview[1] == 1.0 and decoded.preview[0].shape == (720, 1280, 3)
+
+
+def test_a_cmyk_jpeg_is_left_to_the_worker_s_own_decode(tmp_path, in_process):
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(7).integers(0, 256, (480, 640, 3), dtype=np.uint8)).convert("CMYK").save(
+        buffer, "JPEG"
+    )
+
+    reason, sha256 = validated(tmp_path, buffer.getvalue())
+
+    assert reason is None and preview_take(sha256) is None
+
+
+def test_keeping_the_same_content_twice_holds_one_preview_and_no_hash_holds_none(in_process):
+    image = Image.open(io.BytesIO(jpeg_bytes(1280, 720)))
+    image.draft("RGB", (320, 180))
+    image.load()
+
+    preview_keep("same", image, 1280)
+    preview_keep("same", image, 1280)
+    preview_keep("", image, 1280)
+
+    assert preview_take("same")[0].shape == (180, 320, 3)
+    assert preview_take("same") is None and preview_take("") is None and preview_take(None) is None
+    assert previews._stored_bytes == 0  # nothing left behind: the replaced entry's bytes were given back
