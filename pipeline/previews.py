@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 MAX_STORED_BYTES = 32 * 1024 * 1024
-_EXIF_ORIENTATION = 0x0112
+EXIF_ORIENTATION = 0x0112  # the EXIF tag OpenCV's decoder applies and Pillow's does not
 _lock = threading.Lock()
 _stored: OrderedDict[str, tuple[np.ndarray, float]] = OrderedDict()
 _stored_bytes = 0
@@ -48,7 +48,7 @@ def preview_keep(sha256: str, image: Image.Image, width: int) -> None:
     global _stored_bytes
     if not sha256 or not width or image.mode not in ("RGB", "L") or image.format != "JPEG":
         return
-    orientation = image.getexif().get(_EXIF_ORIENTATION)
+    orientation = image.getexif().get(EXIF_ORIENTATION)
     if orientation not in (None, 1):
         return
     import cv2

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from pipeline.previews import preview_factor
+from pipeline.previews import EXIF_ORIENTATION, preview_factor
 from pipeline.resilience import PipelineError
 
 if TYPE_CHECKING:
@@ -136,9 +136,6 @@ class Frame:
         return header
 
 
-_EXIF_ORIENTATION = 0x0112
-
-
 def _header_size(data: bytes) -> tuple[int, int] | None:
     import io
 
@@ -147,7 +144,7 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            orientation = image.getexif().get(_EXIF_ORIENTATION)
+            orientation = image.getexif().get(EXIF_ORIENTATION)
     except Exception:  # noqa: BLE001 - not an image Pillow knows: let the decoder decide
         return None
     if orientation in (None, 1):
