@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/", include("cameras.api.urls")),
     path("api/", include("events.api.urls")),
     path("api/", include("system.api.urls")),
+    path("api/", include("alerts.api.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,0 +1,3 @@
+"""Routes of /api/alerts (CONTRACT §2.7)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Routes of /api/notifications (CONTRACT §2.8)."""
+
+urlpatterns: list = []
