@@ -40,6 +40,9 @@ _REGISTER_ATTEMPTS = 3
 # ``status``, ``previous_status``, ``reason`` and ``changed_at``. The alert engine listens to fire
 # ``camera_offline`` rules (§5.5) without this app importing it.
 camera_status_changed = Signal()
+# Sent after a camera's delete commits, with ``camera_id`` and ``camera_name``: the PostgreSQL delete is one raw
+# statement, so Django's ``post_delete`` never fires for it.
+camera_deleted = Signal()
 
 
 # --- cameras ---------------------------------------------------------------------------------------------------
@@ -130,6 +133,13 @@ def camera_delete(camera_id: str, *, actor: Actor) -> None:
         )
         broadcast("events", "camera.deleted", {"camera_id": camera_id, "name": camera.name})
         transaction.on_commit(lambda: remove_thumbnails(thumbnails), robust=True)
+        transaction.on_commit(lambda: _announce_deleted(camera_id, camera.name), robust=True)
+
+
+def _announce_deleted(camera_id: str, camera_name: str) -> None:
+    for receiver, result in camera_deleted.send_robust(sender=Camera, camera_id=camera_id, camera_name=camera_name):
+        if isinstance(result, Exception):
+            logger.error("camera_deleted receiver %r failed", receiver, exc_info=result)
 
 
 def camera_set_status(camera_id: str, status: str, *, reason: str, actor: Actor) -> Camera:

@@ -1,19 +1,279 @@
-"""The notification outbox (CONTRACT §5.7–5.8). Stub: the delivery work fills this in."""
+"""The notification outbox (CONTRACT §5.7–5.8).
+
+- ``deliveries_create_for_alert``: one Delivery per target channel, ``pending`` or ``suppressed`` (§5.7), the
+  pending ones dispatched to ``alerts.deliver`` after commit. Idempotent (UNIQUE alert + channel).
+- ``delivery_send``: claims a due ``pending`` row (``SELECT … FOR UPDATE SKIP LOCKED``) and commits ``sending``
+  before the network call, so a crash mid-send leaves ``sending`` for the sweep and a concurrent worker finds
+  nothing to claim; a ``sent`` row is never sent again. The send runs under the channel kind's circuit breaker.
+- ``deliveries_sweep``: resets ``sending`` rows older than 5 minutes and dispatches due ``pending`` rows.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import uuid
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from alerts.filtering import FilterContext, alert_suppression_reason
+from alerts.models import Alert, AlertStatus, Delivery, DeliveryStatus, NotificationChannel
+from alerts.payloads import alert_payload, thumbnail_bytes
+from alerts.resilience import BreakerOpen, call_under_breaker, dead_letter_delivery
+from alerts.selectors import alert_json
+from alerts.transports.base import SendResult, transport_for
+from hsi import dispatch
+from hsi.metrics import notifications_total
+from hsi.realtime import broadcast
+
+logger = logging.getLogger("hsi.alerts.deliveries")
+
+DELIVER_TASK = "alerts.deliver"
+ERROR_MAX = 2000
+STALE_SENDING = dt.timedelta(minutes=5)
+BACKOFF_BASE_SECONDS = 10.0
+BACKOFF_FACTOR = 4
+BACKOFF_JITTER = 0.25
+SWEEP_BATCH = 500
+
+
+def retry_backoff(attempts: int, *, rng: random.Random | None = None) -> dt.timedelta:
+    """10 s × 4^(attempts−1) × (1 + U[0, 0.25]) after attempt number ``attempts`` (≈ 10 s, 40 s, 160 s, 640 s)."""
+    seconds = BACKOFF_BASE_SECONDS * BACKOFF_FACTOR ** max(attempts - 1, 0)
+    return dt.timedelta(seconds=seconds * (1 + (rng or random).uniform(0, BACKOFF_JITTER)))
+
+
+# --- creation ---------------------------------------------------------------------------------------------------
 
 
 def deliveries_create_for_alert(alert_id) -> list[int]:
     """Create one Delivery per target channel of a committed alert (§5.7 filters) and dispatch the pending ones
-    after commit; returns the ids of the Delivery rows."""
-    return []
+    after commit; returns the ids of the Delivery rows (also those an earlier call created)."""
+    alert = Alert.objects.select_related("event", "camera").filter(pk=alert_id).first()
+    if alert is None:
+        return []
+    channel_ids = [str(channel_id) for channel_id in (alert.channels or [])]
+    channels = {str(c.id): c for c in NotificationChannel.objects.filter(pk__in=_valid_uuids(channel_ids))}
+    context = FilterContext.for_alert(alert)
+    ids: list[int] = []
+    with transaction.atomic():
+        existing = dict(Delivery.objects.filter(alert_id=alert.id).values_list("channel_id", "id"))
+        existing = {str(channel_id): delivery_id for channel_id, delivery_id in existing.items()}
+        for channel_id in dict.fromkeys(channel_ids):
+            channel = channels.get(channel_id)
+            if channel is None:
+                continue
+            if channel_id in existing:
+                ids.append(existing[channel_id])
+                continue
+            reason = alert_suppression_reason(alert, channel, context)
+            delivery = _create_delivery(alert, channel, reason)
+            if delivery is None:
+                continue
+            ids.append(delivery.id)
+            if delivery.status == DeliveryStatus.PENDING:
+                dispatch.enqueue(DELIVER_TASK, delivery.id)
+    return ids
+
+
+def _create_delivery(alert: Alert, channel: NotificationChannel, reason: str | None) -> Delivery | None:
+    status = DeliveryStatus.SUPPRESSED if reason else DeliveryStatus.PENDING
+    try:
+        with transaction.atomic():
+            return Delivery.objects.create(alert=alert, channel=channel, status=status, suppressed_reason=reason)
+    except IntegrityError:  # a concurrent call created it
+        return None
+
+
+def _valid_uuids(values: list[str]) -> list[str]:
+    valid = []
+    for value in values:
+        try:
+            valid.append(str(uuid.UUID(value)))
+        except (ValueError, AttributeError, TypeError):
+            continue
+    return valid
+
+
+# --- sending ----------------------------------------------------------------------------------------------------
+
+
+def _due(now: dt.datetime) -> Q:
+    return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+
+
+def _claim(delivery_id: int, now: dt.datetime) -> Delivery | None:
+    """Move a due ``pending`` row to ``sending`` (attempt counted) and commit; None when nothing is claimable."""
+    with transaction.atomic():
+        rows = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).filter(_due(now))
+        delivery = rows.select_for_update(skip_locked=True).first()
+        if delivery is None:
+            return None
+        claimed = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
+            status=DeliveryStatus.SENDING, attempts=F("attempts") + 1, last_attempt_at=now, updated_at=now
+        )
+        if not claimed:
+            return None
+    return Delivery.objects.select_related("alert__camera", "alert__event", "channel").get(pk=delivery_id)
+
+
+def _event_item(alert: Alert) -> dict | None:
+    if not alert.event_id:
+        return None
+    from events.selectors import event_list_item
+
+    return event_list_item(alert.event_id)
+
+
+def _best_thumbnail(alert: Alert) -> bytes | None:
+    if not alert.event_id:
+        return None
+    from events.models import Detection
+
+    detection = (
+        Detection.objects.filter(event_link__event_id=alert.event_id)
+        .exclude(thumbnail_path__isnull=True)
+        .exclude(thumbnail_path="")
+        .order_by("-confidence", "id")
+        .first()
+    )
+    return thumbnail_bytes(detection.thumbnail_path) if detection is not None else None
+
+
+def _attempt(delivery: Delivery) -> SendResult:
+    """One send of the claimed delivery; the payload is built once for this attempt."""
+    channel, alert = delivery.channel, delivery.alert
+    payload = alert_payload(alert, event_item=_event_item(alert), sent_at=timezone.now())
+    thumbnail = None
+    if channel.kind == "email" and (channel.config or {}).get("attach_thumbnail", True):
+        thumbnail = _best_thumbnail(alert)
+    transport = transport_for(channel.kind)
+
+    def send() -> SendResult:
+        return transport.send(
+            channel, payload, event_type="alert.created", delivery_id=str(delivery.id), thumbnail=thumbnail
+        )
+
+    try:
+        return call_under_breaker(channel.kind, send, failed=lambda result: not result.success and result.retryable)
+    except BreakerOpen as error:
+        return SendResult(success=False, error=str(error), retryable=True, error_type="circuit_open")
+    except Exception as error:  # a transport bug must not leave the row in ``sending`` until the sweep
+        logger.exception("Delivery %s: transport %s raised", delivery.id, channel.kind)
+        return SendResult(
+            success=False,
+            error=f"{type(error).__name__}: {error}",
+            retryable=True,
+            error_type=type(error).__name__[:50],
+        )
 
 
 def delivery_send(delivery_id: int) -> str | None:
     """Claim and send one due ``pending`` Delivery (§5.8); returns its status afterwards, None if not claimable."""
-    return None
+    delivery = _claim(delivery_id, timezone.now())
+    if delivery is None:
+        return None
+    result = _attempt(delivery)
+    return _record(delivery, result)
+
+
+def _record(delivery: Delivery, result: SendResult) -> str:
+    now = timezone.now()
+    kind = delivery.channel.kind
+    with transaction.atomic():
+        current = Delivery.objects.select_for_update().filter(pk=delivery.pk).first()
+        if current is None or current.status != DeliveryStatus.SENDING:  # deleted, or reset and resent meanwhile
+            return current.status if current is not None else None
+        common = {
+            "last_attempt_at": now,
+            "response_status": result.status_code,
+            "updated_at": now,
+        }
+        if result.success:
+            Delivery.objects.filter(pk=current.pk).update(
+                status=DeliveryStatus.SENT, sent_at=now, last_error="", next_attempt_at=None, **common
+            )
+            NotificationChannel.objects.filter(pk=current.channel_id).update(last_success_at=now)
+            _mark_alert_delivered(current.alert_id, now)
+            notifications_total.labels(kind=kind, result="sent").inc()
+            return DeliveryStatus.SENT
+        error = (result.error or result.message or "delivery failed")[:ERROR_MAX]
+        max_attempts = max(int(settings.NOTIFY_MAX_ATTEMPTS), 1)
+        if result.retryable and current.attempts < max_attempts:
+            next_at = now + retry_backoff(current.attempts)
+            Delivery.objects.filter(pk=current.pk).update(
+                status=DeliveryStatus.PENDING, next_attempt_at=next_at, last_error=error, **common
+            )
+            notifications_total.labels(kind=kind, result="retry").inc()
+            _dispatch_later(current.pk, (next_at - now).total_seconds())
+            return DeliveryStatus.PENDING
+        Delivery.objects.filter(pk=current.pk).update(
+            status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=error, **common
+        )
+        NotificationChannel.objects.filter(pk=current.channel_id).update(last_failure_at=now, last_error=error)
+        dead_letter_delivery(
+            current.pk,
+            camera_id=delivery.alert.camera_id,
+            error=error,
+            error_type=result.error_type or ("http_4xx" if result.status_code else "delivery_failed"),
+            attempts=current.attempts,
+            first_failed_at=current.created_at,
+            now=now,
+        )
+        notifications_total.labels(kind=kind, result="failed").inc()
+        return DeliveryStatus.FAILED
+
+
+def _mark_alert_delivered(alert_id, now: dt.datetime) -> None:
+    """pending → delivered (``delivered_at``, ``version`` + 1) and ``alert.delivered`` after commit."""
+    updated = Alert.objects.filter(pk=alert_id, status=AlertStatus.PENDING).update(
+        status=AlertStatus.DELIVERED, delivered_at=now, version=F("version") + 1, updated_at=now
+    )
+    if updated:
+        alert = Alert.objects.get(pk=alert_id)
+        broadcast("events", "alert.delivered", alert_json(alert))
+
+
+def _dispatch_later(delivery_id: int, countdown: float) -> None:
+    """With a broker, a delayed ``alerts.deliver``; eagerly, the sweep (every 10 s) sends it once it is due."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+
+    def send() -> None:
+        try:
+            from hsi.celery import app
+
+            app.tasks[DELIVER_TASK].apply_async(args=(delivery_id,), countdown=max(countdown, 0))
+        except Exception:
+            logger.warning("Could not schedule the retry of delivery %s; the sweep will", delivery_id, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+# --- sweep ------------------------------------------------------------------------------------------------------
 
 
 def deliveries_sweep(now) -> int:
-    """Dispatch due ``pending`` deliveries and reset ``sending`` rows older than 5 minutes (§5.8)."""
-    return 0
+    """Reset ``sending`` rows older than 5 minutes to ``pending`` and dispatch due ``pending`` rows; returns how many
+    were dispatched."""
+    stale_before = now - STALE_SENDING
+    with transaction.atomic():
+        stale = Delivery.objects.filter(status=DeliveryStatus.SENDING).filter(
+            Q(last_attempt_at__lt=stale_before) | Q(last_attempt_at__isnull=True, updated_at__lt=stale_before)
+        )
+        reset = stale.update(status=DeliveryStatus.PENDING, next_attempt_at=now, updated_at=now)
+        if reset:
+            logger.warning("Reset %d delivery(ies) stuck in sending", reset)
+        due = list(
+            Delivery.objects.filter(status=DeliveryStatus.PENDING)
+            .filter(_due(now))
+            .order_by("next_attempt_at", "id")
+            .values_list("id", flat=True)[:SWEEP_BATCH]
+        )
+        for delivery_id in due:
+            dispatch.enqueue(DELIVER_TASK, delivery_id)
+    return len(due)

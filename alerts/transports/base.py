@@ -18,6 +18,7 @@ class SendResult:
     error: str = ""
     retryable: bool = False
     latency_ms: float = 0.0
+    error_type: str = ""  # FailedJob error type of a failure (§1.4): timeout, connection_error, http_4xx, ...
 
 
 class Transport:
