@@ -286,3 +286,78 @@ def event_reanalyzed(
         EventAudit.objects.update_or_create(event=event, defaults=audit)
         broadcast("events", "event.updated", event_updated_message(event, changed))
     return event
+
+
+# --- Operator feedback (CONTRACT §2.5 feedback, §5.6) -----------------------------------------------------------
+
+
+def event_feedback_create(event_id: int, *, data: dict, actor: Actor, now: dt.datetime | None = None):
+    """Create or replace the feedback of an event; returns ``(feedback, created)``.
+
+    ``suppress`` defaults to true for ``normal`` and ``false_positive``; with it, ``suppress_until`` is
+    ``suppress_days`` (default ``FEEDBACK_SUPPRESSION_DAYS``) from now. The camera, object types and local time of
+    day are copied from the event, so later events can be matched against it (§5.6).
+    """
+    from django.conf import settings
+
+    from .feedback import local_minutes_of_day
+    from .models import EventFeedback, FeedbackType
+
+    now = now or timezone.now()
+    feedback_type = data["feedback_type"]
+    suppress = data.get("suppress")
+    if suppress is None:
+        suppress = feedback_type in (FeedbackType.NORMAL, FeedbackType.FALSE_POSITIVE)
+    days = data.get("suppress_days") or settings.FEEDBACK_SUPPRESSION_DAYS
+    values = {
+        "feedback_type": feedback_type,
+        "expected_severity": data.get("expected_severity"),
+        "suggested_score": data.get("suggested_score"),
+        "notes": data.get("notes") or "",
+        "suppress": suppress,
+        "suppress_until": now + dt.timedelta(days=days) if suppress else None,
+    }
+    with transaction.atomic():
+        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
+            raise NotFound(f"Event {event_id} not found")
+        values |= {
+            "camera_id": event.camera_id,
+            "object_types": event.object_types,
+            "time_of_day_minutes": local_minutes_of_day(event.started_at),
+        }
+        feedback = EventFeedback.objects.filter(event=event).first()
+        created = feedback is None
+        if created:
+            feedback = EventFeedback.objects.create(event=event, created_at=now, updated_at=now, **values)
+            changes = changes_between({}, {name: values[name] for name in values if name != "camera_id"})
+        else:
+            before = {name: getattr(feedback, name) for name in values}
+            for name, value in values.items():
+                setattr(feedback, name, value)
+            feedback.created_at = now  # a replacement: its window runs from now (suppress_until = created_at + days)
+            feedback.save()
+            changes = changes_between(before, values)
+        audit_record(
+            actor,
+            "event_feedback_set",
+            "event",
+            event.id,
+            details={"feedback_type": feedback_type, "created": created, "changes": changes},
+        )
+    return feedback, created
+
+
+def event_feedback_delete(event_id: int, *, actor: Actor) -> None:
+    """Remove the feedback of an event (its suppression no longer applies to new events); 404 when none."""
+    from .models import EventFeedback
+
+    with transaction.atomic():
+        if not Event.objects.filter(pk=event_id).exists():
+            raise NotFound(f"Event {event_id} not found")
+        feedback = EventFeedback.objects.select_for_update().filter(event_id=event_id).first()
+        if feedback is None:
+            raise NotFound(f"Event {event_id} has no feedback")
+        feedback_type = feedback.feedback_type
+        feedback.delete()
+        audit_record(actor, "event_feedback_deleted", "event", event_id, details={"feedback_type": feedback_type})

@@ -3,7 +3,7 @@ parameter of the wrong shape (``/api/events/abc``) or beyond the 64-bit range ma
 
 from django.urls import re_path
 
-from . import baselines, views
+from . import baselines, feedback, views
 
 ID = r"(?P<{}>[0-9]{{1,18}})"
 EVENT = ID.format("event_id")
@@ -16,6 +16,7 @@ urlpatterns = [
     re_path(r"^events/deleted/?$", views.DeletedEventListView.as_view(), name="event-trash"),
     re_path(rf"^events/{EVENT}/?$", views.EventDetailView.as_view(), name="event-detail"),
     re_path(rf"^events/{EVENT}/restore/?$", views.EventRestoreView.as_view(), name="event-restore"),
+    re_path(rf"^events/{EVENT}/feedback/?$", feedback.EventFeedbackView.as_view(), name="event-feedback"),
     re_path(rf"^events/{EVENT}/detections/?$", views.EventDetectionListView.as_view(), name="event-detections"),
     re_path(r"^detections/?$", views.DetectionListView.as_view(), name="detection-list"),
     re_path(r"^detections/stats/?$", views.DetectionStatsView.as_view(), name="detection-stats"),
