@@ -17,6 +17,7 @@ from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils.html import format_html
 
+from alerts.channel_config import redact_config, restore_redacted, validate_channel_config
 from alerts.models import (
     Alert,
     AlertRule,
@@ -28,6 +29,7 @@ from alerts.models import (
     all_weekdays,
 )
 from events.models import RiskLevel
+from hsi.api.errors import FieldValidationError
 from system.admin import AuditedAdmin, ReadOnlyAdmin
 
 WEEKDAYS = tuple(all_weekdays())
@@ -228,6 +230,7 @@ class NotificationChannelForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.initial.pop("secret", None)
         if self.instance.pk:
+            self.initial["config"] = redact_config(self.instance.config)
             state = "A secret is set." if self.instance.secret else "No secret is set."
             self.fields["secret"].help_text = f"Write-only. {state} Leave empty to keep it."
 
@@ -246,29 +249,12 @@ class NotificationChannelForm(forms.ModelForm):
         kind = cleaned.get("kind") or self.instance.kind
         config = cleaned.get("config")
         if "config" in cleaned:
-            error = _config_error(kind, config)
-            if error:
-                self.add_error("config", error)
+            config = restore_redacted(config, self.instance.config if self.instance.pk else None)
+            try:
+                cleaned["config"] = validate_channel_config(kind, config, creating=not self.instance.pk)
+            except FieldValidationError as invalid:
+                self.add_error("config", "; ".join(f"{e['field']}: {e['message']}" for e in invalid.errors))
         return cleaned
-
-
-def _config_error(kind: str, config) -> str | None:
-    """The minimal shape checks of §2.8 (the full transport checks run in the API and when sending)."""
-    if not isinstance(config, dict):
-        return "Must be a JSON object."
-    if kind == "webhook":
-        url = config.get("url")
-        if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url) or len(url) > 2000:
-            return "A webhook needs an http(s) url of at most 2000 characters."
-    elif kind == "email":
-        to = config.get("to")
-        if not isinstance(to, list) or not 1 <= len(to) <= 20 or not all(isinstance(a, str) and "@" in a for a in to):
-            return "An email channel needs 'to': a list of 1–20 addresses."
-    elif kind == "mqtt":
-        broker = config.get("broker_url")
-        if broker is not None and not (isinstance(broker, str) and re.match(r"^mqtts?://", broker)):
-            return "broker_url must start with mqtt:// or mqtts://."
-    return None
 
 
 @admin.register(NotificationChannel)

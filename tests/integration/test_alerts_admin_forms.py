@@ -100,7 +100,7 @@ def channel_form(instance=None, **overrides) -> NotificationChannelForm:
         "name": "Phone",
         "kind": "webhook",
         "enabled": "on",
-        "config": json.dumps({"url": "https://hooks.example.test/x"}),
+        "config": json.dumps({"url": "http://127.0.0.1:9/x"}),
         "secret": "",
         "min_severity": "low",
     }
@@ -120,6 +120,28 @@ def test_the_channel_secret_is_write_only_and_blank_keeps_it():
     cleared = channel_form(instance=channel, clear_secret="on")
     assert cleared.is_valid(), cleared.errors
     assert cleared.save().secret == ""
+
+
+def test_the_channel_form_applies_the_api_config_rules_and_never_shows_secret_header_values():
+    # Given a webhook channel with a bearer token header
+    config = {"url": "http://127.0.0.1:9/x", "headers": {"Authorization": "Bearer tok-123", "X-Team": "ops"}}
+    channel = NotificationChannelFactory(config=config)
+
+    # When an operator opens it, the token is masked; saving the masked form keeps the stored token
+    form = NotificationChannelForm(instance=channel)
+    assert "tok-123" not in str(form["config"]) and "***" in str(form["config"])
+    saved = channel_form(instance=channel, config=json.dumps(form.initial["config"]))
+    assert saved.is_valid(), saved.errors
+    assert saved.save().config["headers"] == {"Authorization": "Bearer tok-123", "X-Team": "ops"}
+
+    # And the rules of the API hold: reserved headers and link-local hosts are refused, defaults filled in
+    reserved = channel_form(config=json.dumps({"url": "http://127.0.0.1:9/x", "headers": {"X-HSI-Event": "x"}}))
+    link_local = channel_form(config=json.dumps({"url": "http://169.254.169.254/latest"}))
+    assert not reserved.is_valid() and "config.headers" in reserved.errors["config"][0]
+    assert not link_local.is_valid() and "config.url" in link_local.errors["config"][0]
+    fresh = channel_form(name="Fresh")
+    assert fresh.is_valid(), fresh.errors
+    assert fresh.save().config["timeout_seconds"] > 0
 
 
 @pytest.mark.parametrize(
