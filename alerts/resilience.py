@@ -1,30 +1,22 @@
 """Circuit breakers and dead-lettering for the delivery outbox (CONTRACT §4.8, §5.8).
 
-Both live in ``pipeline`` (``pipeline.resilience``, ``pipeline.services.dlq``), an app ``alerts`` may not import
-(DESIGN §2 arrows; ``pipeline`` imports ``alerts``). Until the breaker moves to ``hsi`` and the DLQ offers a hook,
-this module is the one place that reaches them, by module name at call time, so the dependency is explicit and
-confined here.
+The breakers are the shared ones of ``hsi.resilience`` (one per channel kind); failed deliveries go to the durable
+DLQ through ``hsi.dead_letter``, the hook ``pipeline`` installs (``alerts`` may not import ``pipeline``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import Callable
 from typing import TypeVar
+
+from hsi import dead_letter
+from hsi.resilience import CircuitOpenError, PipelineError, breaker
 
 T = TypeVar("T")
 
 DELIVER_TASK = "alerts.deliver"
 NOTIFICATION_QUEUE = "notification"
-
-
-def _resilience():
-    return importlib.import_module("pipeline.resilience")
-
-
-def _dlq():
-    return importlib.import_module("pipeline.services.dlq")
 
 
 class BreakerOpen(Exception):
@@ -38,10 +30,9 @@ class _CountedFailure(Exception):
 def call_under_breaker(kind: str, operation: Callable[[], T], *, failed: Callable[[T], bool]) -> T:
     """Run ``operation`` under the ``kind`` breaker. ``failed(result)`` says whether the result counts as a failure
     for the breaker (retryable failures do; permanent 4xx-like ones do not). Raises ``BreakerOpen`` when open."""
-    resilience = _resilience()
     holder: dict = {}
 
-    class Counted(resilience.PipelineError):
+    class Counted(PipelineError):
         pass
 
     def attempt():
@@ -52,8 +43,8 @@ def call_under_breaker(kind: str, operation: Callable[[], T], *, failed: Callabl
         return result
 
     try:
-        return resilience.breaker(kind).call(attempt)
-    except resilience.CircuitOpenError as error:
+        return breaker(kind).call(attempt)
+    except CircuitOpenError as error:
         raise BreakerOpen(str(error)) from None
     except Counted:
         return holder["result"]
@@ -71,8 +62,7 @@ def dead_letter_delivery(
 ):
     """Write the delivery's FailedJob (queue ``notification``, payload ``{"delivery_id": N}``) in the caller's
     transaction; ``dlq.job_added`` goes out after commit. Requeue re-runs ``alerts.deliver(N)``."""
-    dlq = _dlq()
-    failure = dlq.Failure(
+    failure = dead_letter.Failure(
         error=error or error_type,
         error_type=error_type,
         stack_trace="",
@@ -81,6 +71,6 @@ def dead_letter_delivery(
         first_failed_at=first_failed_at,
         last_failed_at=now,
     )
-    return dlq.failed_job_record(
+    return dead_letter.record(
         NOTIFICATION_QUEUE, DELIVER_TASK, {"delivery_id": delivery_id}, failure, camera_id=camera_id
     )

@@ -29,11 +29,11 @@ from events.models import (
 )
 from hsi.api.errors import NotFound
 from hsi.api.pagination import PageRequest, envelope, offset_slice
+from hsi.resilience import PipelineError, breaker
 from hsi.timeutils import utc_iso
 from pipeline.analyzers import get_llm_backend, resolve_backend_name
 from pipeline.analyzers.base import LLMBackend
 from pipeline.analyzers.parsing import clean_text, coerce_number, find_object
-from pipeline.resilience import PipelineError, breaker
 
 logger = logging.getLogger("hsi.pipeline.ai_audit")
 

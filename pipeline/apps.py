@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class PipelineConfig(AppConfig):
     name = "pipeline"
     verbose_name = "AI pipeline"
+
+    def ready(self) -> None:
+        from hsi import dead_letter
+        from pipeline.services.dlq import failed_job_record
+
+        dead_letter.install(failed_job_record)  # the notification outbox (alerts) dead-letters through the hook

@@ -22,8 +22,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from hsi import dispatch
+from hsi.resilience import retry_delay
 from hsi.timeutils import utc_iso
-from pipeline.resilience import retry_delay
 from pipeline.services import analysis, batching, dlq, processing, reconcile
 from pipeline.task_names import PROCESS_FILE_TASK
 

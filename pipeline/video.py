@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 from django.conf import settings
 
+from hsi.resilience import PipelineError
 from pipeline.detectors.base import Frame, RawDetection
-from pipeline.resilience import PipelineError
 
 JPEG_QUALITY = 90
 SEQUENTIAL_SEEK_LIMIT = 600  # read_frame_at grabs up to this many frames instead of seeking

@@ -17,13 +17,13 @@ from django.conf import settings
 
 from events.risk import risk_level_for
 from hsi.metrics import llm_request_seconds
+from hsi.resilience import CircuitOpenError, breaker, retry_delay
 from pipeline.analyzers.base import AnalysisOutcome, BatchContext, Completion, LLMBackend, LLMError, Verdict
 from pipeline.analyzers.llamacpp import LlamaCppBackend
 from pipeline.analyzers.openai import OpenAIBackend
 from pipeline.analyzers.parsing import FAILED, ParsedOutput, parse_output
 from pipeline.analyzers.prompt import Prompt, build_prompt
 from pipeline.analyzers.rules import RULES_MODEL, recommended_action_for, rules_verdict
-from pipeline.resilience import CircuitOpenError, breaker, retry_delay
 
 logger = logging.getLogger("hsi.pipeline.analyzers")
 

@@ -12,7 +12,7 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from pipeline.resilience import PipelineError
+from hsi.resilience import PipelineError
 
 
 class LLMError(PipelineError):

@@ -12,8 +12,8 @@ import time
 import httpx
 from django.conf import settings
 
+from hsi.resilience import error_type_for_status
 from pipeline.analyzers.base import LLMBackend, LLMError
-from pipeline.resilience import error_type_for_status
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 HEALTH_TIMEOUT_SECONDS = 5.0

@@ -122,7 +122,7 @@ def detect(frame: Frame, detector: Detector | None = None) -> tuple[DetectorResu
     retryable=False)`` without touching the breaker when the frame cannot be decoded.
     """
     from hsi.metrics import detector_inference_seconds
-    from pipeline.resilience import breaker
+    from hsi.resilience import breaker
 
     detector = detector or get_detector()
     width, height = frame.width, frame.height  # decode first: an unreadable image is not the detector's failure

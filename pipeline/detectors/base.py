@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from hsi.resilience import PipelineError
 from pipeline.previews import EXIF_ORIENTATION, preview_factor
-from pipeline.resilience import PipelineError
 
 if TYPE_CHECKING:
     import numpy as np

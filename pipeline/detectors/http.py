@@ -28,8 +28,8 @@ import time
 import httpx
 from django.conf import settings
 
+from hsi.resilience import error_type_for_status
 from pipeline.detectors.base import Detector, DetectorError, DetectorResult, Frame, RawDetection
-from pipeline.resilience import error_type_for_status
 
 logger = logging.getLogger("hsi.pipeline.detectors.http")
 

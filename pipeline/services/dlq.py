@@ -9,7 +9,6 @@ commit. Requeueing deletes the row, resets that status (file → ``pending``, ba
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import traceback
@@ -19,9 +18,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from hsi import dispatch
+from hsi.dead_letter import Failure
 from hsi.realtime import broadcast
+from hsi.resilience import PipelineError
 from pipeline.models import Batch, BatchStatus, FailedJob, FileStatus, IngestedFile, JobQueue
-from pipeline.resilience import PipelineError
 from pipeline.services.batching import for_update
 from pipeline.task_names import PROCESS_FILE_TASK
 from system.services import Actor, audit_record
@@ -38,19 +38,6 @@ ANALYZE_BATCH = "pipeline.analyze_batch"
 REANALYZE_EVENT = "pipeline.reanalyze_event"
 # Pipeline tasks take (id, requeue_count); the payload key that holds the id.
 PIPELINE_TASK_KEYS = {PROCESS_FILE: "file_id", ANALYZE_BATCH: "batch_id", REANALYZE_EVENT: "event_id"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Failure:
-    """What a dead-lettered job records about its last failed attempt."""
-
-    error: str
-    error_type: str
-    stack_trace: str
-    attempts: int
-    requeue_count: int
-    first_failed_at: dt.datetime
-    last_failed_at: dt.datetime
 
 
 def classify(error: BaseException) -> tuple[str, bool]:

@@ -30,11 +30,11 @@ from events.models import Detection, MediaType
 from hsi import metrics
 from hsi.api.counts import invalidate_counts
 from hsi.realtime import send_now
+from hsi.resilience import PipelineError
 from hsi.timeutils import utc_iso
 from pipeline.detectors.base import Frame, RawDetection
 from pipeline.models import FileStatus, IngestedFile
 from pipeline.previews import preview_take
-from pipeline.resilience import PipelineError
 from pipeline.services.batching import batch_add_detections, camera_lock, for_update, qualifies_for_fast_path
 
 logger = logging.getLogger("hsi.pipeline.processing")

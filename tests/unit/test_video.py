@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
+from hsi.resilience import PipelineError
 from pipeline.detectors.base import Frame, RawDetection
-from pipeline.resilience import PipelineError
 from pipeline.video import collapse_video_detections, fourcc_string, read_frame_at, sample_video
 from tests.images import noise_pixels, write_video
 

@@ -284,7 +284,7 @@ def test_failing_llm_evaluation_is_partial(api_client, llm, reply):
 
 
 def test_evaluate_with_an_open_breaker_is_partial(api_client, llm, settings):
-    from pipeline.resilience import breaker
+    from hsi.resilience import breaker
 
     settings.CIRCUIT_FAILURE_THRESHOLD = 1
     breaker("llm").record_failure()

@@ -12,12 +12,12 @@ import socket
 import pytest
 from prometheus_client import REGISTRY
 
+from hsi.resilience import breaker
 from pipeline.analyzers import analyze, get_llm_backend, resolve_backend_name
 from pipeline.analyzers.llamacpp import LlamaCppBackend
 from pipeline.analyzers.openai import OpenAIBackend
 from pipeline.analyzers.prompt import build_prompt
 from pipeline.analyzers.rules import rules_verdict
-from pipeline.resilience import breaker
 from tests.fakes.http_fake import Reply
 from tests.fakes.llm_server import verdict_json
 from tests.unit.analyzers.contexts import NIGHT, PORCH, baseline, ctx, det, entity

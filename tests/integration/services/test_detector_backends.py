@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from hsi.resilience import CircuitOpenError, breaker
 from pipeline.detectors import detect, get_detector, reset_detector
 from pipeline.detectors.base import DetectorError, Frame
 from pipeline.detectors.http import HttpDetector, sniff_image_mime
-from pipeline.resilience import CircuitOpenError, breaker
 from pipeline.video import sample_video
 from tests.fakes.detector_server import detection, person
 from tests.fakes.http_fake import Reply

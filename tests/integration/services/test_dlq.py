@@ -8,8 +8,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from events.models import Event
 from hsi.api.errors import NotFound
+from hsi.resilience import PipelineError
 from pipeline.models import Batch, FailedJob, IngestedFile
-from pipeline.resilience import PipelineError
 from pipeline.services import dlq_clear, dlq_discard, dlq_requeue, dlq_requeue_many
 from pipeline.services.dlq import batch_dead_letter, classify, failure_of, file_dead_letter, reanalysis_dead_letter
 from system.models import AuditLog

@@ -1,4 +1,5 @@
-"""Retry policy, error classification and circuit breakers shared by every pipeline stage (CONTRACT §4.8).
+"""Retry policy, error classification and circuit breakers shared by every pipeline stage and the notification
+outbox (CONTRACT §4.8, §5.8): cross-cutting, so ``alerts`` uses them without importing ``pipeline``.
 
 - ``PipelineError`` carries the ``error_type`` stored in the DLQ and whether another attempt may succeed.
 - ``retry_delay(n)`` is the capped exponential backoff with jitter before retry ``n`` (1-based).
@@ -17,7 +18,7 @@ from typing import TypeVar
 from django.conf import settings
 from django.core.cache import cache
 
-logger = logging.getLogger("hsi.pipeline.resilience")
+logger = logging.getLogger("hsi.resilience")
 
 T = TypeVar("T")
 
