@@ -24,6 +24,14 @@ def _is_type_checking_block(node: ast.AST) -> bool:
     return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
 
 
+def _is_dynamic_import(node: ast.AST) -> bool:
+    """``importlib.import_module("x.y")`` / ``import_module("x.y")`` / ``__import__("x")`` with a literal name."""
+    if not isinstance(node, ast.Call) or not node.args or not isinstance(node.args[0], ast.Constant):
+        return False
+    name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+    return name in {"import_module", "__import__"} and isinstance(node.args[0].value, str)
+
+
 def run_time_imports(tree: ast.AST) -> set[str]:
     """Top-level package names imported anywhere in ``tree``, ``if TYPE_CHECKING:`` bodies left out."""
     found: set[str] = set()
@@ -37,6 +45,8 @@ def run_time_imports(tree: ast.AST) -> set[str]:
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module.split(".")[0])
+        elif _is_dynamic_import(node):
+            found.add(node.args[0].value.split(".")[0])
         pending.extend(ast.iter_child_nodes(node))
     return found
 
@@ -64,6 +74,7 @@ def test_the_import_scan_sees_imports_inside_functions_and_skips_type_checking_b
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n    from pipeline.models import Batch\nelse:\n    import alerts\n"
         "def f():\n    from pipeline.dispatch import enqueue\n"
+        "def g():\n    return importlib.import_module('media_serving.views')\n"
     )
 
-    assert run_time_imports(tree) == {"typing", "alerts", "pipeline"}
+    assert run_time_imports(tree) == {"typing", "alerts", "pipeline", "media_serving"}
