@@ -1,22 +1,40 @@
 """Django admin for alert rules, alerts, notification channels, preferences, quiet hours and deliveries (§8.2).
 
-Rules, channels, preferences and quiet hours are configuration: editable, validated like the API (§5.1, §2.8),
-and audited. Alerts and deliveries are history written by the alert engine: read-only here (acknowledge,
-dismiss and retry are lifecycle actions of the API).
+Admin changes go through the same validation and service functions as the API, so audit rows and side effects
+are identical (actor ``user:<username>``):
+
+- rules: ``validated_rule`` (§5.1) in the form, ``rule_create`` / ``rule_update`` / ``rule_delete`` on save;
+- preferences and quiet hours: the API's request serializers in the form, the notification services on save;
+- channels: ``validate_channel_config`` and the API's serializers in the form (secret write-only), the channel
+  services on save;
+- alerts: read-only history with the actions "acknowledge" and "dismiss" (``alert_acknowledge`` /
+  ``alert_dismiss``); deliveries: read-only with the action "retry" (``delivery_retry``). A row in the wrong state
+  is skipped (the service audits the refusal as a failure, like the API) and the admin says how many were.
 """
 
 from __future__ import annotations
 
-import re
-import uuid
-import zoneinfo
+from collections.abc import Callable, Iterable
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
+from django.db import transaction
+from django.db.models import Model
 from django.urls import reverse
 from django.utils.html import format_html
+from rest_framework import serializers
 
+from alerts.api.notification_serializers import (
+    CameraPreferenceSerializer,
+    ChannelCreateSerializer,
+    ChannelUpdateSerializer,
+    PreferencesSerializer,
+    QuietHoursCreateSerializer,
+    QuietHoursUpdateSerializer,
+    time_text,
+)
+from alerts.api.rule_serializers import validated_rule
 from alerts.channel_config import redact_config, restore_redacted, validate_channel_config
 from alerts.models import (
     Alert,
@@ -25,169 +43,146 @@ from alerts.models import (
     NotificationChannel,
     NotificationPreference,
     QuietHours,
-    RuleTrigger,
-    all_weekdays,
 )
-from events.models import RiskLevel
-from hsi.api.errors import FieldValidationError
-from system.admin import AuditedAdmin, ReadOnlyAdmin
-
-WEEKDAYS = tuple(all_weekdays())
-_TEMPLATE_VARIABLE = re.compile(r"\{([^{}]*)\}")
-_TEMPLATE_VARIABLES = {"camera_id", "rule_id", "object_type", "severity"}
-_TEMPLATE_LITERAL = re.compile(r"^[A-Za-z0-9_:.-]*$")
-_HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-
-
-def _string_list(value, *, field: str, max_items: int, max_length: int = 64) -> list[str] | None:
-    if value in (None, []):
-        return value
-    if not isinstance(value, list) or len(value) > max_items:
-        raise forms.ValidationError(f"{field} must be a list of at most {max_items} strings.")
-    for item in value:
-        if not isinstance(item, str) or not 1 <= len(item) <= max_length:
-            raise forms.ValidationError(f"Each {field} entry must be a string of 1–{max_length} characters.")
-    return value
+from alerts.services.alerts import alert_acknowledge, alert_dismiss
+from alerts.services.notifications import (
+    QUIET_HOURS_FIELDS,
+    TIMES_EQUAL,
+    camera_preference_delete,
+    camera_preference_set,
+    channel_create,
+    channel_delete,
+    channel_update,
+    delivery_retry,
+    preferences_update,
+    quiet_hours_create,
+    quiet_hours_delete,
+    quiet_hours_update,
+)
+from alerts.services.rules import RULE_FIELDS, rule_create, rule_delete, rule_state, rule_update
+from hsi.api.errors import FieldValidationError, InvalidState, NotFound, flatten_errors
+from system.admin import CascadeSummaryDeleteMixin, ReadOnlyAdmin, admin_actor
 
 
-def _weekday_list(value, *, allow_empty: bool) -> list[str]:
-    if not isinstance(value, list) or (not value and not allow_empty):
-        raise forms.ValidationError("Must be a list of weekday names (monday … sunday).")
-    days = []
-    for item in value:
-        day = item.lower() if isinstance(item, str) else item
-        if day not in WEEKDAYS:
-            raise forms.ValidationError(f"Unknown weekday {item!r}; use monday … sunday.")
-        if day not in days:
-            days.append(day)
-    return days
+def add_api_errors(form: forms.BaseForm, errors: Iterable[dict], *, aliases: dict[str, str] | None = None) -> None:
+    """Put the API's ``[{"field", "message"}]`` errors on the form: ``schedule.start_time`` goes on ``schedule``
+    (as "start_time: …"), an API name in ``aliases`` on its form field, anything else on the form itself.
+    A field that already has a form error keeps only that one."""
+    already = set(form.errors)
+    for error in errors:
+        path, message = error["field"], error["message"]
+        top, _, rest = path.partition(".")
+        field = (aliases or {}).get(top, top)
+        if field not in form.fields:
+            form.add_error(None, f"{path}: {message}")
+        elif field not in already:
+            form.add_error(field, f"{rest}: {message}" if rest else message)
+
+
+def _copy_into(target: Model, source: Model) -> None:
+    """Make the admin's in-memory object the row the service wrote (for messages, redirects and logs)."""
+    for field in source._meta.concrete_fields:
+        setattr(target, field.attname, getattr(source, field.attname))
+    target._state.adding = False
+
+
+def _submitted(form: forms.ModelForm, names: Iterable[str]) -> dict:
+    """The cleaned values a request body would carry: every field when adding, the changed ones when editing;
+    fields the form already refused are left out."""
+    creating = form.instance._state.adding
+    return {
+        name: form.cleaned_data[name]
+        for name in names
+        if name in form.cleaned_data and name not in form.errors and (creating or name in form.changed_data)
+    }
+
+
+def _run_service(
+    model_admin: admin.ModelAdmin, request, ids: Iterable, service: Callable, nouns: tuple[str, str], done: str
+) -> None:
+    """Call ``service(id, actor=…)`` per row; rows in the wrong state (409 ``invalid_state``) are skipped."""
+    actor = admin_actor(request)
+    succeeded = skipped = 0
+    for row_id in ids:
+        try:
+            service(row_id, actor=actor)
+        except InvalidState:
+            skipped += 1
+        except NotFound:  # removed by someone else meanwhile
+            continue
+        else:
+            succeeded += 1
+    if succeeded:
+        model_admin.message_user(request, f"{succeeded} {nouns[succeeded != 1]} {done}.", messages.SUCCESS)
+    if skipped:
+        model_admin.message_user(
+            request,
+            f"{skipped} {nouns[skipped != 1]} skipped: their current status does not allow this.",
+            messages.WARNING,
+        )
+
+
+# --- rules -----------------------------------------------------------------------------------------------------
 
 
 class AlertRuleForm(forms.ModelForm):
-    """The rule validation of CONTRACT §5.1."""
+    """The rule validation of CONTRACT §5.1, done by the API's ``validated_rule``.
+
+    After ``is_valid()``, ``validated_data`` holds what ``rule_create`` (every field, defaults filled in) or
+    ``rule_update`` (the changed fields) takes.
+    """
+
+    name = forms.CharField(strip=False)  # trimmed, then 1–255 characters: the API's rule
+    description = forms.CharField(required=False, strip=False, widget=forms.Textarea)
 
     class Meta:
         model = AlertRule
-        fields = (
-            "name",
-            "description",
-            "enabled",
-            "trigger",
-            "severity",
-            "risk_threshold",
-            "object_types",
-            "camera_ids",
-            "zone_ids",
-            "min_confidence",
-            "schedule",
-            "dedup_key_template",
-            "cooldown_seconds",
-            "channels",
-        )
-
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError("The name must not be blank.")
-        return name
-
-    def clean_description(self) -> str:
-        description = self.cleaned_data["description"]
-        if len(description) > 5000:
-            raise forms.ValidationError("At most 5000 characters.")
-        return description
-
-    def clean_object_types(self):
-        types = _string_list(self.cleaned_data.get("object_types"), field="object_types", max_items=50)
-        return list(dict.fromkeys(t.lower() for t in types)) if types else types
-
-    def clean_camera_ids(self):
-        return _string_list(self.cleaned_data.get("camera_ids"), field="camera_ids", max_items=100)
-
-    def clean_zone_ids(self):
-        zone_ids = _string_list(self.cleaned_data.get("zone_ids"), field="zone_ids", max_items=100, max_length=36)
-        for zone_id in zone_ids or []:
-            try:
-                uuid.UUID(zone_id)
-            except ValueError:
-                raise forms.ValidationError(f"{zone_id!r} is not a UUID.") from None
-        return [str(uuid.UUID(z)) for z in zone_ids] if zone_ids else zone_ids
-
-    def clean_min_confidence(self):
-        value = self.cleaned_data.get("min_confidence")
-        if value is not None and not 0 <= value <= 1:
-            raise forms.ValidationError("Must be between 0 and 1.")
-        return value
-
-    def clean_schedule(self):
-        schedule = self.cleaned_data.get("schedule")
-        if schedule in (None, {}):
-            return None
-        if not isinstance(schedule, dict):
-            raise forms.ValidationError("Must be an object {days, start_time, end_time, timezone} or empty.")
-        days = _weekday_list(schedule.get("days") or [], allow_empty=True)
-        start, end = schedule.get("start_time"), schedule.get("end_time")
-        if (start is None) != (end is None):
-            raise forms.ValidationError("Set both start_time and end_time, or neither.")
-        for value in (start, end):
-            if value is not None and not (isinstance(value, str) and _HH_MM.match(value)):
-                raise forms.ValidationError("Times must be HH:MM between 00:00 and 23:59.")
-        timezone_name = schedule.get("timezone") or "UTC"
-        try:
-            zoneinfo.ZoneInfo(str(timezone_name))
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise forms.ValidationError(f"Unknown time zone {timezone_name!r}.") from None
-        cleaned = {"days": days, "timezone": timezone_name}
-        if start is not None:
-            cleaned.update(start_time=start, end_time=end)
-        return cleaned
-
-    def clean_dedup_key_template(self) -> str:
-        template = self.cleaned_data["dedup_key_template"]
-        unknown = set(_TEMPLATE_VARIABLE.findall(template)) - _TEMPLATE_VARIABLES
-        if unknown:
-            raise forms.ValidationError(
-                "Only {camera_id}, {rule_id}, {object_type} and {severity} may be used; got "
-                + ", ".join(sorted(f"{{{name}}}" for name in unknown))
-            )
-        if not _TEMPLATE_LITERAL.match(_TEMPLATE_VARIABLE.sub("", template)):
-            raise forms.ValidationError("Literal text may only use letters, digits and _ : . -")
-        return template
-
-    def clean_channels(self):
-        channels = self.cleaned_data.get("channels")
-        if channels is None:
-            return None
-        if not isinstance(channels, list):
-            raise forms.ValidationError("Must be empty (every enabled channel) or a list of channel ids.")
-        try:
-            wanted = [str(uuid.UUID(str(c))) for c in channels]
-        except ValueError:
-            raise forms.ValidationError("Channel ids must be UUIDs.") from None
-        known = {str(pk) for pk in NotificationChannel.objects.filter(pk__in=wanted).values_list("pk", flat=True)}
-        missing = [c for c in wanted if c not in known]
-        if missing:
-            raise forms.ValidationError(f"Unknown channel(s): {', '.join(missing)}")
-        return list(dict.fromkeys(wanted))
+        fields = RULE_FIELDS
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("trigger") == RuleTrigger.CAMERA_OFFLINE:
-            for name in ("risk_threshold", "object_types", "zone_ids", "min_confidence"):
-                if cleaned.get(name) not in (None, []):
-                    self.add_error(name, "A camera_offline rule cannot use this condition.")
+        creating = self.instance._state.adding
+        data = _submitted(self, RULE_FIELDS)
+        try:
+            validated = validated_rule(data, creating=creating, current=None if creating else rule_state(self.instance))
+        except serializers.ValidationError as invalid:
+            add_api_errors(self, flatten_errors(invalid.detail))
+            return cleaned
+        self.validated_data = validated
+        cleaned.update({name: validated[name] for name in data})
         return cleaned
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(AuditedAdmin):
+class AlertRuleAdmin(CascadeSummaryDeleteMixin, admin.ModelAdmin):
+    """Saves and deletes go through the rule services, which write ``rule_created`` / ``rule_updated`` /
+    ``rule_deleted`` exactly as the API does."""
+
     form = AlertRuleForm
     list_display = ("name", "enabled", "trigger", "severity", "risk_threshold", "cooldown_seconds", "updated_at")
     list_filter = ("enabled", "trigger", "severity")
     search_fields = ("name", "description")
     readonly_fields = ("id", "created_at", "updated_at")
-    audit_resource_type = "alert_rule"
-    audit_actions = ("rule_created", "rule_updated", "rule_deleted")
+
+    def save_model(self, request, obj, form, change):
+        actor = admin_actor(request)
+        if change:
+            rule = rule_update(obj.pk, data=form.validated_data, actor=actor)
+        else:
+            rule = rule_create(data=form.validated_data, actor=actor)
+        _copy_into(obj, rule)
+
+    def delete_model(self, request, obj):
+        rule_delete(obj.pk, actor=admin_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        actor = admin_actor(request)
+        with transaction.atomic():
+            for rule_id in queryset.values_list("pk", flat=True):
+                rule_delete(rule_id, actor=actor)
+
+
+# --- alerts ----------------------------------------------------------------------------------------------------
 
 
 @admin.register(Alert)
@@ -197,6 +192,7 @@ class AlertAdmin(ReadOnlyAdmin):
     list_select_related = ("camera", "rule")
     search_fields = ("dedup_key", "=id")
     ordering = ("-created_at", "-id")
+    actions = ("acknowledge", "dismiss")
 
     @admin.display(description="rule")
     def rule_name(self, alert: Alert) -> str:
@@ -209,10 +205,31 @@ class AlertAdmin(ReadOnlyAdmin):
         url = reverse("admin:events_event_change", args=[quote(alert.event_id)])
         return format_html('<a href="{}">Event {}</a>', url, alert.event_id)
 
+    @admin.action(description="Acknowledge selected alerts")
+    def acknowledge(self, request, queryset):
+        _run_service(
+            self, request, queryset.values_list("pk", flat=True), alert_acknowledge, ("alert", "alerts"), "acknowledged"
+        )
+
+    @admin.action(description="Dismiss selected alerts")
+    def dismiss(self, request, queryset):
+        _run_service(
+            self, request, queryset.values_list("pk", flat=True), alert_dismiss, ("alert", "alerts"), "dismissed"
+        )
+
+
+# --- channels --------------------------------------------------------------------------------------------------
+
 
 class NotificationChannelForm(forms.ModelForm):
-    """``secret`` is write-only: never rendered; leaving it empty keeps the stored one (tick *clear* to remove)."""
+    """``secret`` is write-only: never rendered; leaving it empty keeps the stored one (tick *clear* to remove).
 
+    ``config`` is checked for the channel's kind by ``validate_channel_config`` (masked values echoed back keep the
+    stored ones), the other fields by the API's channel serializers. After ``is_valid()``, ``validated_data``
+    holds the body ``channel_create`` (every field) or ``channel_update`` (the changed ones) takes.
+    """
+
+    name = forms.CharField(max_length=100)  # trimmed by the form; a blank name is "This field is required"
     secret = forms.CharField(
         required=False,
         max_length=255,
@@ -229,36 +246,43 @@ class NotificationChannelForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.initial.pop("secret", None)
-        if self.instance.pk:
+        if not self.instance._state.adding:
             self.initial["config"] = redact_config(self.instance.config)
             state = "A secret is set." if self.instance.secret else "No secret is set."
             self.fields["secret"].help_text = f"Write-only. {state} Leave empty to keep it."
 
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError("The name must not be blank.")
-        return name
-
     def clean(self):
         cleaned = super().clean()
+        creating = self.instance._state.adding
+        data = _submitted(self, ("name", "kind", "enabled", "config", "min_severity", "publish_events"))
         if cleaned.get("clear_secret"):
-            cleaned["secret"] = ""
-        elif not cleaned.get("secret"):
-            cleaned["secret"] = self.instance.secret if self.instance.pk else ""
-        kind = cleaned.get("kind") or self.instance.kind
-        config = cleaned.get("config")
-        if "config" in cleaned:
-            config = restore_redacted(config, self.instance.config if self.instance.pk else None)
+            data["secret"] = ""
+        elif cleaned.get("secret"):
+            data["secret"] = cleaned["secret"]
+        if "config" in data:
+            kind = cleaned.get("kind") or self.instance.kind
+            config = restore_redacted(data["config"], None if creating else self.instance.config)
             try:
-                cleaned["config"] = validate_channel_config(kind, config, creating=not self.instance.pk)
+                data["config"] = validate_channel_config(kind, config, creating=creating)
             except FieldValidationError as invalid:
                 self.add_error("config", "; ".join(f"{e['field']}: {e['message']}" for e in invalid.errors))
+                return cleaned
+        serializer = (ChannelCreateSerializer if creating else ChannelUpdateSerializer)(data=data)
+        if not serializer.is_valid():
+            add_api_errors(self, flatten_errors(serializer.errors))
+            return cleaned
+        self.validated_data = {**serializer.validated_data, **({"config": data["config"]} if "config" in data else {})}
+        cleaned.update(self.validated_data)
+        if "secret" not in data:
+            cleaned["secret"] = self.instance.secret
         return cleaned
 
 
 @admin.register(NotificationChannel)
-class NotificationChannelAdmin(AuditedAdmin):
+class NotificationChannelAdmin(CascadeSummaryDeleteMixin, admin.ModelAdmin):
+    """Saves and deletes go through ``channel_create`` / ``channel_update`` / ``channel_delete``: the API's audit
+    rows (secret recorded as ``***``, config redacted), and a deleted channel leaves the rules that named it."""
+
     form = NotificationChannelForm
     list_display = ("name", "kind", "enabled", "min_severity", "has_secret", "last_success_at", "last_failure_at")
     list_filter = ("kind", "enabled")
@@ -279,9 +303,6 @@ class NotificationChannelAdmin(AuditedAdmin):
         "updated_at",
     )
     readonly_fields = ("last_success_at", "last_failure_at", "last_error", "created_at", "updated_at")
-    audit_resource_type = "notification_channel"
-    audit_actions = ("channel_created", "channel_updated", "channel_deleted")
-    audit_secret_fields = frozenset({"secret"})
 
     @admin.display(boolean=True, description="secret")
     def has_secret(self, channel: NotificationChannel) -> bool:
@@ -290,38 +311,69 @@ class NotificationChannelAdmin(AuditedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ("kind", *self.readonly_fields) if obj is not None else self.readonly_fields
 
+    def save_model(self, request, obj, form, change):
+        actor = admin_actor(request)
+        if change:
+            channel = channel_update(obj.pk, data=form.validated_data, actor=actor)
+        else:
+            channel = channel_create(data=form.validated_data, actor=actor)
+        _copy_into(obj, channel)
+
+    def delete_model(self, request, obj):
+        channel_delete(obj.pk, actor=admin_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        actor = admin_actor(request)
+        with transaction.atomic():
+            for channel_id in queryset.values_list("pk", flat=True):
+                channel_delete(channel_id, actor=actor)
+
+
+# --- preferences -----------------------------------------------------------------------------------------------
+
 
 class NotificationPreferenceForm(forms.ModelForm):
+    """Checked by the API's serializers: ``PreferencesSerializer`` for the global row, ``CameraPreferenceSerializer``
+    for a camera override (``severities`` / ``min_risk_score`` empty = inherit the global value; no sound)."""
+
     class Meta:
         model = NotificationPreference
         fields = ("camera", "enabled", "severities", "min_risk_score", "sound")
+        help_texts = {"sound": "Only the global row has a sound; a camera override ignores it."}
 
-    def clean_severities(self):
-        severities = self.cleaned_data.get("severities")
-        camera = self.cleaned_data.get("camera") or (self.instance.camera if self.instance.pk else None)
-        if severities is None and camera is not None:
-            return None  # a camera row inherits the global severities
-        levels = [level for level, _ in RiskLevel.choices]
-        if not isinstance(severities, list) or not severities or any(s not in levels for s in severities):
-            raise forms.ValidationError(f"Must be a non-empty list of: {', '.join(levels)}.")
-        return list(dict.fromkeys(severities))
+    def clean(self):
+        cleaned = super().clean()
+        if "camera" in self.errors:
+            return cleaned
+        camera = cleaned.get("camera") if self.instance._state.adding else self.instance.camera
+        serializer_class = PreferencesSerializer if camera is None else CameraPreferenceSerializer
+        data = _submitted(self, serializer_class().fields)
+        serializer = serializer_class(data=data)
+        if not serializer.is_valid():
+            add_api_errors(self, flatten_errors(serializer.errors))
+            return cleaned
+        self.validated_data = dict(serializer.validated_data)
+        cleaned.update(self.validated_data)
+        return cleaned
 
 
 @admin.register(NotificationPreference)
-class NotificationPreferenceAdmin(AuditedAdmin):
+class NotificationPreferenceAdmin(admin.ModelAdmin):
+    """Saves go through ``preferences_update`` (global row) or ``camera_preference_set`` (camera override), deletes
+    through ``camera_preference_delete``; the global row cannot be deleted."""
+
     form = NotificationPreferenceForm
     list_display = ("scope", "enabled", "severities", "min_risk_score", "sound", "updated_at")
     list_select_related = ("camera",)
     list_filter = ("enabled",)
-    audit_resource_type = "notification_preference"
-    audit_actions = ("preferences_updated", "preferences_updated", "preferences_updated")
 
     @admin.display(description="scope")
     def scope(self, preference: NotificationPreference) -> str:
         return f"camera {preference.camera_id}" if preference.camera_id else "global"
 
-    def audit_resource_id(self, obj: NotificationPreference) -> str:
-        return obj.camera_id or "global"
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        return [field for field in fields if field != "sound"] if obj is not None and obj.camera_id else fields
 
     def get_readonly_fields(self, request, obj=None):
         return ("camera", "updated_at") if obj is not None else ("updated_at",)
@@ -329,42 +381,90 @@ class NotificationPreferenceAdmin(AuditedAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return super().has_delete_permission(request, obj) and (obj is None or obj.camera_id is not None)
 
-    def delete_queryset(self, request, queryset):
-        super().delete_queryset(request, queryset.filter(camera__isnull=False))  # the global row stays
-
     def save_model(self, request, obj, form, change):
-        from django.utils import timezone
+        actor = admin_actor(request)
+        if obj.camera_id is None:
+            preference = preferences_update(data=form.validated_data, actor=actor)
+        else:
+            preference, _ = camera_preference_set(obj.camera_id, data=form.validated_data, actor=actor)
+        _copy_into(obj, preference)
 
-        obj.updated_at = timezone.now()
-        super().save_model(request, obj, form, change)
+    def delete_model(self, request, obj):
+        camera_preference_delete(obj.camera_id, actor=admin_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        actor = admin_actor(request)
+        with transaction.atomic():  # the global row stays
+            for camera_id in queryset.filter(camera__isnull=False).values_list("camera_id", flat=True):
+                camera_preference_delete(camera_id, actor=actor)
+
+
+# --- quiet hours -----------------------------------------------------------------------------------------------
 
 
 class QuietHoursForm(forms.ModelForm):
+    """Checked by the API's quiet-hours serializers, plus the service's rule that the times differ. After
+    ``is_valid()``, ``validated_data`` holds the body ``quiet_hours_create`` / ``quiet_hours_update`` take."""
+
     class Meta:
         model = QuietHours
         fields = ("label", "camera", "start_time", "end_time", "days", "allow_critical", "enabled")
 
-    def clean_days(self):
-        return _weekday_list(self.cleaned_data.get("days"), allow_empty=False)
-
     def clean(self):
         cleaned = super().clean()
-        start, end = cleaned.get("start_time"), cleaned.get("end_time")
-        if start is not None and start == end:
-            self.add_error("end_time", "start_time must differ from end_time")
+        creating = self.instance._state.adding
+        body = {}
+        for name, value in _submitted(self, self._meta.fields).items():
+            if name == "camera":
+                body["camera_id"] = value.pk if value is not None else None
+            else:
+                body[name] = time_text(value) if name in ("start_time", "end_time") and value else value
+        serializer = (QuietHoursCreateSerializer if creating else QuietHoursUpdateSerializer)(data=body)
+        if not serializer.is_valid():
+            add_api_errors(self, flatten_errors(serializer.errors), aliases={"camera_id": "camera"})
+            return cleaned
+        validated = dict(serializer.validated_data)
+        current = {} if creating else {field: getattr(self.instance, field) for field in QUIET_HOURS_FIELDS}
+        state = {**current, **validated}
+        if state.get("start_time") is not None and state.get("start_time") == state.get("end_time"):
+            self.add_error("start_time", TIMES_EQUAL)
+            return cleaned
+        self.validated_data = validated
+        cleaned.update({name: value for name, value in validated.items() if name in cleaned})
         return cleaned
 
 
 @admin.register(QuietHours)
-class QuietHoursAdmin(AuditedAdmin):
+class QuietHoursAdmin(admin.ModelAdmin):
+    """Saves and deletes go through the quiet-hours services (``quiet_hours_created`` / ``_updated`` /
+    ``_deleted``)."""
+
     form = QuietHoursForm
     list_display = ("label", "camera", "start_time", "end_time", "days", "allow_critical", "enabled")
     list_filter = ("enabled", "allow_critical")
     list_select_related = ("camera",)
     search_fields = ("label",)
     readonly_fields = ("id", "created_at", "updated_at")
-    audit_resource_type = "quiet_hours"
-    audit_actions = ("quiet_hours_created", "quiet_hours_updated", "quiet_hours_deleted")
+
+    def save_model(self, request, obj, form, change):
+        actor = admin_actor(request)
+        if change:
+            period = quiet_hours_update(obj.pk, data=form.validated_data, actor=actor)
+        else:
+            period = quiet_hours_create(data=form.validated_data, actor=actor)
+        _copy_into(obj, period)
+
+    def delete_model(self, request, obj):
+        quiet_hours_delete(obj.pk, actor=admin_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        actor = admin_actor(request)
+        with transaction.atomic():
+            for period_id in queryset.values_list("pk", flat=True):
+                quiet_hours_delete(period_id, actor=actor)
+
+
+# --- deliveries ------------------------------------------------------------------------------------------------
 
 
 @admin.register(Delivery)
@@ -383,8 +483,15 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_filter = ("status", "suppressed_reason", "channel")
     list_select_related = ("channel",)
     ordering = ("-created_at", "-id")
+    actions = ("retry",)
 
     @admin.display(description="alert")
     def alert_link(self, delivery: Delivery) -> str:
         url = reverse("admin:alerts_alert_change", args=[quote(delivery.alert_id)])
         return format_html('<a href="{}">{}</a>', url, str(delivery.alert_id)[:8])
+
+    @admin.action(description="Retry selected failed deliveries")
+    def retry(self, request, queryset):
+        _run_service(
+            self, request, queryset.values_list("pk", flat=True), delivery_retry, ("delivery", "deliveries"), "retried"
+        )
