@@ -1,4 +1,9 @@
-"""ASGI entry point: Django for HTTP, Channels for ``/ws/...`` (CONTRACT §3)."""
+"""ASGI entry point: Django for HTTP, Channels for ``/ws/...`` (CONTRACT §3).
+
+WebSocket handshakes pass the ``Origin`` check (403) before routing; an unknown path is 404 (``hsi.routing``).
+A logged-in staff user's session cookie authenticates a WebSocket when API keys are on (§3.1.2): the consumer
+reads it at connect (``system.websocket.consumers.session_user``).
+"""
 
 import os
 
@@ -8,13 +13,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hsi.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from hsi.routing import websocket_urlpatterns  # noqa: E402
+from hsi.ws_handshake import OriginGate, install_daphne_extensions  # noqa: E402
+
+install_daphne_extensions()
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        "websocket": OriginGate(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -1,4 +1,4 @@
-"""System tasks: the worker heartbeat (CONTRACT §8.3)."""
+"""System tasks: the worker heartbeat and the system.status broadcast (CONTRACT §8.3)."""
 
 from __future__ import annotations
 
@@ -54,3 +54,11 @@ def heartbeat(self) -> dict:
         return worker_heartbeat_write(queues=all_queues(), mode=IN_PROCESS)
     queues = self.app.amqp.queues.consume_from or {}
     return worker_heartbeat_write(self.request.hostname, queues=queues.keys())
+
+
+@shared_task(name="system.broadcast_status", ignore_result=True)
+def broadcast_status() -> dict:
+    """Every ``SYSTEM_STATUS_INTERVAL_SECONDS``: a ``system.status`` snapshot for every ``/ws/system`` client."""
+    from system.status import system_status_publish
+
+    return system_status_publish()

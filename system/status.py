@@ -1,0 +1,249 @@
+"""The ``system.status`` snapshot of ``/ws/system`` (CONTRACT §3.6), sent on connect and every
+``SYSTEM_STATUS_INTERVAL_SECONDS`` by ``system.broadcast_status``.
+
+``{health, cameras{total, online, offline, error, unknown}, queue{detection, analysis, notifications, open_batches,
+dlq}, gpu{...} | null, detector{backend, circuit_state}, llm{backend, circuit_state}, uptime_seconds}``
+
+- ``health``: ``unhealthy`` when the database does not answer; ``degraded`` when Redis (if configured) does not
+  answer or the detector or LLM circuit breaker is not closed; ``healthy`` otherwise.
+- ``queue``: broker queue depths (Redis ``LLEN`` of the Celery queues, priority sub-queues included); 0 in eager
+  mode, where tasks never wait in a broker. ``open_batches`` and ``dlq`` come from the database.
+- ``gpu``: the first GPU as ``nvidia-smi`` reports it (cached for ``GPU_CACHE_SECONDS``), ``null`` without the
+  binary or with ``GPU_MONITOR_ENABLED=false``; ``inference_fps`` from the latest stored GPU sample of the last
+  minute, else null.
+- ``uptime_seconds``: of this process (counted from when this module was first imported).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
+
+logger = logging.getLogger("hsi.system.status")
+
+PROCESS_STARTED = time.monotonic()
+GPU_CACHE_SECONDS = 10.0
+SNAPSHOT_CACHE_SECONDS = 2.0
+NVIDIA_SMI_TIMEOUT_SECONDS = 2.0
+BROKER_QUEUES = ("detection", "analysis", "notifications")
+# kombu's Redis transport keeps priorities 3, 6 and 9 in sub-queues named ``<queue>\x06\x16<priority>``.
+KOMBU_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+CAMERA_STATUSES = ("online", "offline", "error", "unknown")
+
+_lock = threading.Lock()
+_gpu_cache: tuple[float, dict | None] | None = None
+_snapshot_cache: tuple[float, dict] | None = None
+_redis_clients: dict[tuple[int, str], object] = {}
+
+
+def _redis(url: str):
+    import redis
+
+    key = (os.getpid(), url)
+    with _lock:
+        client = _redis_clients.get(key)
+        if client is None:
+            client = _redis_clients[key] = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        return client
+
+
+def _camera_counts() -> dict:
+    from cameras.models import Camera
+
+    by_status = dict(Camera.objects.order_by().values_list("status").annotate(n=Count("id")))
+    counts = {status: int(by_status.get(status, 0)) for status in CAMERA_STATUSES}
+    return {"total": sum(int(n) for n in by_status.values()), **counts}
+
+
+def broker_queue_depths() -> dict[str, int]:
+    """Tasks waiting in the broker per queue; 0 each in eager mode or with a non-Redis broker."""
+    url = settings.CELERY_BROKER_URL
+    if settings.CELERY_TASK_ALWAYS_EAGER or not url or not url.startswith(("redis://", "rediss://", "unix://")):
+        return dict.fromkeys(BROKER_QUEUES, 0)
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+    pipe = _redis(url).pipeline(transaction=False)
+    for queue in BROKER_QUEUES:
+        for suffix in KOMBU_PRIORITY_SUFFIXES:
+            pipe.llen(f"{prefix}{queue}{suffix}")
+    lengths = pipe.execute()
+    step = len(KOMBU_PRIORITY_SUFFIXES)
+    return {queue: int(sum(lengths[i * step : (i + 1) * step])) for i, queue in enumerate(BROKER_QUEUES)}
+
+
+def _database_counts() -> tuple[dict, int, int]:
+    from pipeline.models import Batch, BatchStatus, FailedJob
+
+    cameras = _camera_counts()
+    open_batches = Batch.objects.filter(status=BatchStatus.OPEN).count()
+    dlq = FailedJob.objects.count()
+    return cameras, open_batches, dlq
+
+
+def _parse_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def nvidia_smi_first_gpu() -> dict | None:
+    """``{gpu_name, utilization, memory_used, memory_total, temperature}`` of GPU 0, or None (no binary, error)."""
+    binary = shutil.which("nvidia-smi")
+    if binary is None:
+        return None
+    query = "name,utilization.gpu,memory.used,memory.total,temperature.gpu"
+    try:
+        completed = subprocess.run(
+            [binary, f"--query-gpu={query}", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=NVIDIA_SMI_TIMEOUT_SECONDS,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        logger.info("nvidia-smi did not answer", exc_info=True)
+        return None
+    lines = [line for line in completed.stdout.splitlines() if line.strip()]
+    if not lines:
+        return None
+    fields = [part.strip() for part in lines[0].split(",")]
+    if len(fields) < 5:
+        return None
+    memory_used, memory_total = _parse_number(fields[2]), _parse_number(fields[3])
+    return {
+        "gpu_name": fields[0],
+        "utilization": _parse_number(fields[1]),
+        "memory_used": int(memory_used) if memory_used is not None else None,
+        "memory_total": int(memory_total) if memory_total is not None else None,
+        "temperature": _parse_number(fields[4]),
+    }
+
+
+def _gpu() -> dict | None:
+    global _gpu_cache
+    if settings.GPU_MONITOR_ENABLED in ("false", "0"):
+        return None
+    now = time.monotonic()
+    with _lock:
+        cached = _gpu_cache
+    if cached is not None and now - cached[0] < GPU_CACHE_SECONDS:
+        gpu = cached[1]
+    else:
+        gpu = nvidia_smi_first_gpu()
+        with _lock:
+            _gpu_cache = (now, gpu)
+    if gpu is None:
+        return None
+    return {**gpu, "inference_fps": _recent_inference_fps()}
+
+
+def _recent_inference_fps() -> float | None:
+    from system.models import GPUStat
+
+    since = timezone.now() - dt.timedelta(minutes=1)
+    row = GPUStat.objects.filter(recorded_at__gte=since).order_by("-recorded_at", "-id").values("inference_fps").first()
+    return row["inference_fps"] if row else None
+
+
+def _backends() -> tuple[dict, dict]:
+    from hsi.resilience import breaker
+    from pipeline.analyzers import resolve_backend_name as llm_backend
+    from pipeline.detectors import resolve_backend_name as detector_backend
+
+    states = {}
+    for name in ("detector", "llm"):
+        try:
+            states[name] = breaker(name).snapshot().state
+        except Exception:  # noqa: BLE001 - the cache (Redis) is down: the state is unknown
+            states[name] = "unknown"
+    return (
+        {"backend": detector_backend(), "circuit_state": states["detector"]},
+        {"backend": llm_backend(), "circuit_state": states["llm"]},
+    )
+
+
+def _redis_answers() -> bool:
+    if not settings.REDIS_URL:
+        return True
+    try:
+        return bool(_redis(settings.REDIS_URL).ping())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def system_status() -> dict:
+    """The ``system.status`` data, built now (a few small queries, one Redis pipeline, a cached nvidia-smi)."""
+    database_ok = True
+    try:
+        cameras, open_batches, dlq = _database_counts()
+    except Exception:  # reported as health, never raised to a client
+        logger.warning("system.status: the database did not answer", exc_info=True)
+        database_ok = False
+        cameras, open_batches, dlq = {"total": 0, **dict.fromkeys(CAMERA_STATUSES, 0)}, 0, 0
+    try:
+        queues = broker_queue_depths()
+    except Exception:
+        logger.warning("system.status: the broker did not answer", exc_info=True)
+        queues = dict.fromkeys(BROKER_QUEUES, 0)
+    detector, llm = _backends()
+    try:
+        gpu = _gpu() if database_ok else None
+    except Exception:  # noqa: BLE001
+        gpu = None
+    if not database_ok:
+        health = "unhealthy"
+    elif not _redis_answers() or detector["circuit_state"] != "closed" or llm["circuit_state"] != "closed":
+        health = "degraded"
+    else:
+        health = "healthy"
+    return {
+        "health": health,
+        "cameras": cameras,
+        "queue": {**queues, "open_batches": open_batches, "dlq": dlq},
+        "gpu": gpu,
+        "detector": detector,
+        "llm": llm,
+        "uptime_seconds": int(time.monotonic() - PROCESS_STARTED),
+    }
+
+
+def system_status_recent(max_age: float = SNAPSHOT_CACHE_SECONDS) -> dict:
+    """``system_status()``, reused for ``max_age`` seconds in this process (a burst of connections builds it once)."""
+    global _snapshot_cache
+    now = time.monotonic()
+    with _lock:
+        cached = _snapshot_cache
+    if cached is not None and now - cached[0] < max_age:
+        return cached[1]
+    snapshot = system_status()
+    with _lock:
+        _snapshot_cache = (now, snapshot)
+    return snapshot
+
+
+def status_caches_clear() -> None:
+    """Forget the cached snapshot and GPU reading (tests; a process that wants fresh figures at once)."""
+    global _snapshot_cache, _gpu_cache
+    with _lock:
+        _snapshot_cache = _gpu_cache = None
+
+
+def system_status_publish() -> dict:
+    """Broadcast a fresh snapshot to every ``/ws/system`` client (the periodic ``system.broadcast_status``)."""
+    from hsi.realtime import send_now
+
+    global _snapshot_cache
+    snapshot = system_status()
+    with _lock:
+        _snapshot_cache = (time.monotonic(), snapshot)
+    send_now("system", "system.status", snapshot)
+    return snapshot
