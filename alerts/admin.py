@@ -125,6 +125,31 @@ def _run_service(
 # --- rules -----------------------------------------------------------------------------------------------------
 
 
+class ServiceBackedAdmin(CascadeSummaryDeleteMixin, admin.ModelAdmin):
+    """Saves and deletes go through the app's services, ``services = (create, update, delete)``, with the request
+    user as the actor: the same validation, audit rows and broadcasts as the API (CONTRACT §8.2)."""
+
+    services: tuple = ()
+
+    def save_model(self, request, obj, form, change):
+        create, update, _delete = self.services
+        actor = admin_actor(request)
+        if change:
+            saved = update(obj.pk, data=form.validated_data, actor=actor)
+        else:
+            saved = create(data=form.validated_data, actor=actor)
+        _copy_into(obj, saved)
+
+    def delete_model(self, request, obj):
+        self.services[2](obj.pk, actor=admin_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        actor = admin_actor(request)
+        with transaction.atomic():
+            for pk in queryset.values_list("pk", flat=True):
+                self.services[2](pk, actor=actor)
+
+
 class AlertRuleForm(forms.ModelForm):
     """The rule validation of CONTRACT §5.1, done by the API's ``validated_rule``.
 
@@ -154,7 +179,7 @@ class AlertRuleForm(forms.ModelForm):
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(CascadeSummaryDeleteMixin, admin.ModelAdmin):
+class AlertRuleAdmin(ServiceBackedAdmin):
     """Saves and deletes go through the rule services, which write ``rule_created`` / ``rule_updated`` /
     ``rule_deleted`` exactly as the API does."""
 
@@ -164,22 +189,7 @@ class AlertRuleAdmin(CascadeSummaryDeleteMixin, admin.ModelAdmin):
     search_fields = ("name", "description")
     readonly_fields = ("id", "created_at", "updated_at")
 
-    def save_model(self, request, obj, form, change):
-        actor = admin_actor(request)
-        if change:
-            rule = rule_update(obj.pk, data=form.validated_data, actor=actor)
-        else:
-            rule = rule_create(data=form.validated_data, actor=actor)
-        _copy_into(obj, rule)
-
-    def delete_model(self, request, obj):
-        rule_delete(obj.pk, actor=admin_actor(request))
-
-    def delete_queryset(self, request, queryset):
-        actor = admin_actor(request)
-        with transaction.atomic():
-            for rule_id in queryset.values_list("pk", flat=True):
-                rule_delete(rule_id, actor=actor)
+    services = (rule_create, rule_update, rule_delete)
 
 
 # --- alerts ----------------------------------------------------------------------------------------------------
@@ -279,7 +289,7 @@ class NotificationChannelForm(forms.ModelForm):
 
 
 @admin.register(NotificationChannel)
-class NotificationChannelAdmin(CascadeSummaryDeleteMixin, admin.ModelAdmin):
+class NotificationChannelAdmin(ServiceBackedAdmin):
     """Saves and deletes go through ``channel_create`` / ``channel_update`` / ``channel_delete``: the API's audit
     rows (secret recorded as ``***``, config redacted), and a deleted channel leaves the rules that named it."""
 
@@ -311,22 +321,7 @@ class NotificationChannelAdmin(CascadeSummaryDeleteMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ("kind", *self.readonly_fields) if obj is not None else self.readonly_fields
 
-    def save_model(self, request, obj, form, change):
-        actor = admin_actor(request)
-        if change:
-            channel = channel_update(obj.pk, data=form.validated_data, actor=actor)
-        else:
-            channel = channel_create(data=form.validated_data, actor=actor)
-        _copy_into(obj, channel)
-
-    def delete_model(self, request, obj):
-        channel_delete(obj.pk, actor=admin_actor(request))
-
-    def delete_queryset(self, request, queryset):
-        actor = admin_actor(request)
-        with transaction.atomic():
-            for channel_id in queryset.values_list("pk", flat=True):
-                channel_delete(channel_id, actor=actor)
+    services = (channel_create, channel_update, channel_delete)
 
 
 # --- preferences -----------------------------------------------------------------------------------------------
@@ -435,7 +430,7 @@ class QuietHoursForm(forms.ModelForm):
 
 
 @admin.register(QuietHours)
-class QuietHoursAdmin(admin.ModelAdmin):
+class QuietHoursAdmin(ServiceBackedAdmin):
     """Saves and deletes go through the quiet-hours services (``quiet_hours_created`` / ``_updated`` /
     ``_deleted``)."""
 
@@ -446,22 +441,7 @@ class QuietHoursAdmin(admin.ModelAdmin):
     search_fields = ("label",)
     readonly_fields = ("id", "created_at", "updated_at")
 
-    def save_model(self, request, obj, form, change):
-        actor = admin_actor(request)
-        if change:
-            period = quiet_hours_update(obj.pk, data=form.validated_data, actor=actor)
-        else:
-            period = quiet_hours_create(data=form.validated_data, actor=actor)
-        _copy_into(obj, period)
-
-    def delete_model(self, request, obj):
-        quiet_hours_delete(obj.pk, actor=admin_actor(request))
-
-    def delete_queryset(self, request, queryset):
-        actor = admin_actor(request)
-        with transaction.atomic():
-            for period_id in queryset.values_list("pk", flat=True):
-                quiet_hours_delete(period_id, actor=actor)
+    services = (quiet_hours_create, quiet_hours_update, quiet_hours_delete)
 
 
 # --- deliveries ------------------------------------------------------------------------------------------------
