@@ -10,6 +10,9 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TypeVar
 
+from django.conf import settings
+from django.utils import timezone
+
 from hsi import dead_letter
 from hsi.resilience import CircuitOpenError, PipelineError, breaker
 
@@ -19,12 +22,27 @@ DELIVER_TASK = "alerts.deliver"
 NOTIFICATION_QUEUE = "notification"
 
 
+BREAKER_RETRY_MIN = dt.timedelta(seconds=5)
+
+
 class BreakerOpen(Exception):
-    """The channel kind's breaker is open: no send was attempted."""
+    """The channel kind's breaker is open: no send was attempted. ``retry_at`` is when it may let a trial through."""
+
+    def __init__(self, message: str, *, retry_at: dt.datetime):
+        super().__init__(message)
+        self.retry_at = retry_at
 
 
-class _CountedFailure(Exception):
-    pass
+def breaker_retry_at(kind: str, *, now: dt.datetime | None = None) -> dt.datetime:
+    """When the ``kind`` breaker may half-open (its ``opened_at`` + ``CIRCUIT_RECOVERY_SECONDS``), at least
+    ``BREAKER_RETRY_MIN`` from now (a half-open breaker busy with another caller's trial)."""
+    now = now or timezone.now()
+    earliest = now + BREAKER_RETRY_MIN
+    opened_at = breaker(kind).snapshot().opened_at
+    if opened_at is None:
+        return earliest
+    half_open_at = dt.datetime.fromtimestamp(opened_at + float(settings.CIRCUIT_RECOVERY_SECONDS), tz=dt.UTC)
+    return max(half_open_at, earliest)
 
 
 def call_under_breaker(kind: str, operation: Callable[[], T], *, failed: Callable[[T], bool]) -> T:
@@ -45,7 +63,7 @@ def call_under_breaker(kind: str, operation: Callable[[], T], *, failed: Callabl
     try:
         return breaker(kind).call(attempt)
     except CircuitOpenError as error:
-        raise BreakerOpen(str(error)) from None
+        raise BreakerOpen(str(error), retry_at=breaker_retry_at(kind)) from None
     except Counted:
         return holder["result"]
 

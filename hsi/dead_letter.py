@@ -2,7 +2,8 @@
 
 The durable DLQ (``pipeline.FailedJob``, ``pipeline.services.dlq``) belongs to ``pipeline``, which imports
 ``alerts``; the notification outbox in ``alerts`` must write its failed deliveries there too. ``pipeline`` installs
-its recorder here when its app is ready, and ``record`` hands each dead letter to it in the caller's transaction.
+its recorder (and resolver) here when its app is ready; ``record`` hands each dead letter to it in the caller's
+transaction, and ``resolve`` removes the dead letters of a job that was handled another way (a manual retry).
 """
 
 from __future__ import annotations
@@ -27,13 +28,18 @@ class Failure:
 
 
 Recorder = Callable[..., Any]
+Resolver = Callable[[str, dict], int]
 _recorder: Recorder | None = None
+_resolver: Resolver | None = None
 
 
-def install(recorder: Recorder) -> None:
-    """``recorder(queue, task_name, payload, failure, *, camera_id)`` writes one durable dead letter."""
-    global _recorder
+def install(recorder: Recorder, resolver: Resolver | None = None) -> None:
+    """``recorder(queue, task_name, payload, failure, *, camera_id)`` writes one durable dead letter;
+    ``resolver(queue, payload)`` deletes the dead letters of that job and returns how many."""
+    global _recorder, _resolver
     _recorder = recorder
+    if resolver is not None:
+        _resolver = resolver
 
 
 def record(queue: str, task_name: str, payload: dict, failure: Failure, *, camera_id: str | None = None) -> Any:
@@ -41,3 +47,11 @@ def record(queue: str, task_name: str, payload: dict, failure: Failure, *, camer
     if _recorder is None:
         raise RuntimeError("No dead-letter queue is installed: the pipeline app must be in INSTALLED_APPS")
     return _recorder(queue, task_name, payload, failure, camera_id=camera_id)
+
+
+def resolve(queue: str, payload: dict) -> int:
+    """Delete the dead letters of ``queue`` whose payload is ``payload`` (in the caller's transaction): the job was
+    handled another way, so a later requeue must not run it again. Returns how many were deleted."""
+    if _resolver is None:
+        raise RuntimeError("No dead-letter queue is installed: the pipeline app must be in INSTALLED_APPS")
+    return _resolver(queue, payload)

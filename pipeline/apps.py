@@ -7,6 +7,7 @@ class PipelineConfig(AppConfig):
 
     def ready(self) -> None:
         from hsi import dead_letter
-        from pipeline.services.dlq import failed_job_record
+        from pipeline.services.dlq import failed_job_record, failed_jobs_resolve
 
-        dead_letter.install(failed_job_record)  # the notification outbox (alerts) dead-letters through the hook
+        # the notification outbox (alerts) dead-letters, and resolves dead letters, through the hook
+        dead_letter.install(failed_job_record, failed_jobs_resolve)

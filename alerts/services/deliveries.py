@@ -4,8 +4,11 @@
   pending ones dispatched to ``alerts.deliver`` after commit. Idempotent (UNIQUE alert + channel).
 - ``delivery_send``: claims a due ``pending`` row (``SELECT … FOR UPDATE SKIP LOCKED``) and commits ``sending``
   before the network call, so a crash mid-send leaves ``sending`` for the sweep and a concurrent worker finds
-  nothing to claim; a ``sent`` row is never sent again. The send runs under the channel kind's circuit breaker.
-- ``deliveries_sweep``: resets ``sending`` rows older than 5 minutes and dispatches due ``pending`` rows.
+  nothing to claim; a ``sent`` row is never sent again. The send runs under the channel kind's circuit breaker;
+  an open breaker sends nothing and costs no attempt (the row waits until the breaker may half-open). The claim's
+  ``attempts`` and ``last_attempt_at`` are its token: a late result of a claim the sweep took back is dropped.
+- ``deliveries_sweep``: resets ``sending`` rows older than 5 minutes (failing and dead-lettering those whose
+  attempts are used up) and dispatches due ``pending`` rows.
 """
 
 from __future__ import annotations
@@ -144,14 +147,26 @@ def _best_thumbnail(alert: Alert) -> bytes | None:
     return thumbnail_bytes(detection.thumbnail_path) if detection is not None else None
 
 
+def _bug(delivery: Delivery, what: str, error: Exception) -> SendResult:
+    """A failed attempt for an unexpected exception (retryable, under the normal attempt cap)."""
+    logger.exception("Delivery %s: %s raised", delivery.id, what)
+    return SendResult(
+        success=False, error=f"{type(error).__name__}: {error}", retryable=True, error_type=type(error).__name__[:50]
+    )
+
+
 def _attempt(delivery: Delivery) -> SendResult:
-    """One send of the claimed delivery; the payload is built once for this attempt."""
+    """One send of the claimed delivery; the payload is built once for this attempt. Never raises: whatever goes
+    wrong is a failed attempt, so the row does not stay ``sending``."""
     channel, alert = delivery.channel, delivery.alert
-    payload = alert_payload(alert, event_item=_event_item(alert), sent_at=timezone.now())
-    thumbnail = None
-    if channel.kind == "email" and (channel.config or {}).get("attach_thumbnail", True):
-        thumbnail = _best_thumbnail(alert)
-    transport = transport_for(channel.kind)
+    try:
+        payload = alert_payload(alert, event_item=_event_item(alert), sent_at=timezone.now())
+        thumbnail = None
+        if channel.kind == "email" and (channel.config or {}).get("attach_thumbnail", True):
+            thumbnail = _best_thumbnail(alert)
+        transport = transport_for(channel.kind)
+    except Exception as error:  # noqa: BLE001 - a bug or database error building the payload: a failed attempt
+        return _bug(delivery, "building the payload", error)
 
     def send() -> SendResult:
         return transport.send(
@@ -161,15 +176,16 @@ def _attempt(delivery: Delivery) -> SendResult:
     try:
         return call_under_breaker(channel.kind, send, failed=lambda result: not result.success and result.retryable)
     except BreakerOpen as error:
-        return SendResult(success=False, error=str(error), retryable=True, error_type="circuit_open")
-    except Exception as error:  # a transport bug must not leave the row in ``sending`` until the sweep
-        logger.exception("Delivery %s: transport %s raised", delivery.id, channel.kind)
         return SendResult(
             success=False,
-            error=f"{type(error).__name__}: {error}",
+            error=str(error),
             retryable=True,
-            error_type=type(error).__name__[:50],
+            error_type="circuit_open",
+            not_attempted=True,
+            retry_at=error.retry_at,
         )
+    except Exception as error:  # noqa: BLE001 - a transport bug must not leave the row ``sending``
+        return _bug(delivery, f"transport {channel.kind}", error)
 
 
 def delivery_send(delivery_id: int) -> str | None:
@@ -186,8 +202,10 @@ def _record(delivery: Delivery, result: SendResult) -> str:
     kind = delivery.channel.kind
     with transaction.atomic():
         current = Delivery.objects.select_for_update().filter(pk=delivery.pk).first()
-        if current is None or current.status != DeliveryStatus.SENDING:  # deleted, or reset and resent meanwhile
+        if current is None or not _still_claimed(current, delivery):  # deleted, or taken back (and resent) meanwhile
             return current.status if current is not None else None
+        if result.not_attempted:
+            return _put_back(current, result, now)
         common = {
             "last_attempt_at": now,
             "response_status": result.status_code,
@@ -228,6 +246,31 @@ def _record(delivery: Delivery, result: SendResult) -> str:
         return DeliveryStatus.FAILED
 
 
+def _still_claimed(current: Delivery, claimed: Delivery) -> bool:
+    """The row is still in the claim this worker made (its attempt number and claim time unchanged)."""
+    return (
+        current.status == DeliveryStatus.SENDING
+        and current.attempts == claimed.attempts
+        and current.last_attempt_at == claimed.last_attempt_at
+    )
+
+
+def _put_back(current: Delivery, result: SendResult, now: dt.datetime) -> str:
+    """Nothing was sent (open breaker): ``pending`` again at ``result.retry_at``, the claim's attempt not counted."""
+    next_at = result.retry_at or now + retry_backoff(1)
+    error = (result.error or "not attempted")[:ERROR_MAX]
+    Delivery.objects.filter(pk=current.pk).update(
+        status=DeliveryStatus.PENDING,
+        attempts=F("attempts") - 1,
+        next_attempt_at=next_at,
+        last_error=error,
+        updated_at=now,
+    )
+    notifications_total.labels(kind=current.channel.kind, result="retry").inc()
+    _dispatch_later(current.pk, (next_at - now).total_seconds())
+    return DeliveryStatus.PENDING
+
+
 def _mark_alert_delivered(alert_id, now: dt.datetime) -> None:
     """pending → delivered (``delivered_at``, ``version`` + 1) and ``alert.delivered`` after commit."""
     updated = Alert.objects.filter(pk=alert_id, status=AlertStatus.PENDING).update(
@@ -258,14 +301,25 @@ def _dispatch_later(delivery_id: int, countdown: float) -> None:
 
 
 def deliveries_sweep(now) -> int:
-    """Reset ``sending`` rows older than 5 minutes to ``pending`` and dispatch due ``pending`` rows; returns how many
-    were dispatched."""
+    """Reset ``sending`` rows older than 5 minutes to ``pending`` (or, when their attempts already reached
+    ``NOTIFY_MAX_ATTEMPTS``, fail and dead-letter them) and dispatch due ``pending`` rows; returns how many were
+    dispatched."""
     stale_before = now - STALE_SENDING
+    max_attempts = max(int(settings.NOTIFY_MAX_ATTEMPTS), 1)
     with transaction.atomic():
         stale = Delivery.objects.filter(status=DeliveryStatus.SENDING).filter(
             Q(last_attempt_at__lt=stale_before) | Q(last_attempt_at__isnull=True, updated_at__lt=stale_before)
         )
-        reset = stale.update(status=DeliveryStatus.PENDING, next_attempt_at=now, updated_at=now)
+        exhausted = list(
+            stale.filter(attempts__gte=max_attempts)
+            .select_related("alert", "channel")
+            .select_for_update(skip_locked=True, of=("self",))[:SWEEP_BATCH]
+        )
+        for delivery in exhausted:
+            _fail_stale(delivery, now)
+        reset = stale.filter(attempts__lt=max_attempts).update(
+            status=DeliveryStatus.PENDING, next_attempt_at=now, updated_at=now
+        )
         if reset:
             logger.warning("Reset %d delivery(ies) stuck in sending", reset)
         due = list(
@@ -277,3 +331,23 @@ def deliveries_sweep(now) -> int:
         for delivery_id in due:
             dispatch.enqueue(DELIVER_TASK, delivery_id)
     return len(due)
+
+
+def _fail_stale(delivery: Delivery, now: dt.datetime) -> None:
+    """A row stuck in ``sending`` whose attempts are used up: ``failed`` with its dead letter (§5.8)."""
+    error = "The last attempt did not finish (worker lost or stuck); no attempts left"
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=error, updated_at=now
+    )
+    NotificationChannel.objects.filter(pk=delivery.channel_id).update(last_failure_at=now, last_error=error)
+    dead_letter_delivery(
+        delivery.pk,
+        camera_id=delivery.alert.camera_id,
+        error=error,
+        error_type="timeout",
+        attempts=delivery.attempts,
+        first_failed_at=delivery.created_at,
+        now=now,
+    )
+    notifications_total.labels(kind=delivery.channel.kind, result="failed").inc()
+    logger.error("Delivery %s failed: stuck in sending after %d attempt(s)", delivery.pk, delivery.attempts)

@@ -22,23 +22,40 @@ def _discovery_for_cameras(topics: mqtt.ChannelTopics, cameras) -> list[mqtt.Mes
     return [message for camera_id, name in cameras for message in mqtt.discovery_messages(topics, camera_id, name)]
 
 
+def _announcement_key(channel_id) -> str:
+    return f"discovery:{channel_id}"
+
+
 def register_discovery(channel, topics: mqtt.ChannelTopics | None = None) -> None:
     """Register the channel's discovery configs for every camera on its connection (published on each connect and
-    now when they changed)."""
+    now when they changed). A disabled channel, or one without ``discovery``, registers nothing."""
     from cameras.models import Camera
 
     topics = topics or mqtt.ChannelTopics.of(channel)
-    if not topics.broker_url or not topics.discovery:
+    if not channel.enabled or not topics.broker_url or not topics.discovery:
         return
     cameras = list(Camera.objects.order_by("id").values_list("id", "name"))
-    mqtt.connection_for(topics).set_announcements(f"discovery:{channel.id}", _discovery_for_cameras(topics, cameras))
+    mqtt.connection_for(topics).set_announcements(
+        _announcement_key(channel.id), _discovery_for_cameras(topics, cameras)
+    )
 
 
-def _publish(channel, messages: list[mqtt.Message], what: str) -> bool:
+def channel_announcements_drop(channel_id) -> None:
+    """Remove the channel's registered discovery configs from every connection of this process, so nothing is
+    republished on reconnect (call when a channel is updated or deleted; the next publish of a channel that still
+    has ``discovery`` registers them again)."""
+    mqtt.announcements_drop(_announcement_key(channel_id))
+
+
+def _publish(channel, messages: list[mqtt.Message], what: str, *, register: bool = True) -> bool:
+    """Publish best-effort; first register the channel's discovery configs (``register``), so a connection opened
+    here announces them on connect."""
     topics = mqtt.ChannelTopics.of(channel)
     if not topics.broker_url:
         return False
     try:
+        if register and topics.discovery:
+            register_discovery(channel, topics)
         mqtt.publish_messages(topics, messages)
         return True
     except (mqtt.NotConnected, TimeoutError, ValueError, OSError) as error:
@@ -93,7 +110,8 @@ def mqtt_remove_discovery(camera_id: str) -> int:
         if not topics.broker_url or not topics.discovery:
             continue
         register_discovery(channel, topics)
-        published += _publish(channel, mqtt.discovery_removal_messages(topics, camera_id), "discovery removal")
+        removal = mqtt.discovery_removal_messages(topics, camera_id)
+        published += _publish(channel, removal, "discovery removal", register=False)
     return published
 
 

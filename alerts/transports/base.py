@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 from dataclasses import dataclass
 
@@ -19,6 +20,10 @@ class SendResult:
     retryable: bool = False
     latency_ms: float = 0.0
     error_type: str = ""  # FailedJob error type of a failure (§1.4): timeout, connection_error, http_4xx, ...
+    # Nothing was attempted (the kind's breaker is open): the outbox puts the row back without counting an attempt
+    # and tries again at ``retry_at`` (when the breaker may half-open).
+    not_attempted: bool = False
+    retry_at: dt.datetime | None = None
 
 
 class Transport:

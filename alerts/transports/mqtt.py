@@ -1,10 +1,11 @@
 """MQTT transport (CONTRACT §5.9) over paho-mqtt 2.x.
 
-One persistent client per process and broker (and topic prefix, since the last will names ``<prefix>/status``),
-running paho's network thread (``loop_start``), reconnecting by itself. On every (re)connect it publishes
-``<prefix>/status`` = ``online`` (retained) and the Home Assistant discovery configs registered for it; its last will
-is ``<prefix>/status`` = ``offline`` (retained). A send while the client is not connected publishes nothing and is a
-retryable failure, so paho never replays a message the outbox will send again.
+One persistent client per process, broker, topic prefix and QoS (the last will names ``<prefix>/status`` and carries
+the channel's QoS, which §2.8 applies to every publish), running paho's network thread (``loop_start``), reconnecting
+by itself. On every (re)connect it publishes ``<prefix>/status`` = ``online`` (retained) and the Home Assistant
+discovery configs registered for it; its last will is ``<prefix>/status`` = ``offline`` (retained). A send while
+the client is not connected publishes nothing and is a retryable failure, so paho never replays a message the outbox
+will send again. A test send registers no discovery configs.
 """
 
 from __future__ import annotations
@@ -166,12 +167,13 @@ class NotConnected(Exception):
 class BrokerConnection:
     """One paho client with its network thread. Thread-safe: senders publish from any thread."""
 
-    def __init__(self, broker_url: str, prefix: str, client_id: str):
+    def __init__(self, broker_url: str, prefix: str, client_id: str, *, qos: int = 1):
         parts = urlsplit(broker_url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("MQTT broker URL must be mqtt:// or mqtts:// with a host")
         self.broker_url = broker_url
         self.prefix = prefix
+        self.qos = qos
         self.host = parts.hostname
         self.port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         self._lock = threading.Lock()
@@ -186,7 +188,7 @@ class BrokerConnection:
             client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
         if parts.scheme == "mqtts":
             client.tls_set()
-        client.will_set(f"{prefix}/status", b"offline", qos=1, retain=True)
+        client.will_set(f"{prefix}/status", b"offline", qos=qos, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -203,11 +205,11 @@ class BrokerConnection:
             return
         self.last_error = ""
         self._connected.set()  # before reading the configs: one registered meanwhile is published by its setter
-        client.publish(f"{self.prefix}/status", b"online", qos=1, retain=True)
+        client.publish(f"{self.prefix}/status", b"online", qos=self.qos, retain=True)
         with self._lock:
             announcements = [message for messages in self._announcements.values() for message in messages]
         for message in announcements:
-            client.publish(message.topic, message.payload, qos=1, retain=message.retain)
+            client.publish(message.topic, message.payload, qos=self.qos, retain=message.retain)
         self._attempted.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
@@ -228,7 +230,12 @@ class BrokerConnection:
             self._announcements[key] = messages
         if publish and changed and self._connected.is_set():
             for message in messages:
-                self.client.publish(message.topic, message.payload, qos=1, retain=message.retain)
+                self.client.publish(message.topic, message.payload, qos=self.qos, retain=message.retain)
+
+    def drop_announcements(self, key: str) -> bool:
+        """Forget the configs registered under ``key`` (not republished on the next connect); True if there were."""
+        with self._lock:
+            return self._announcements.pop(key, None) is not None
 
     def wait_connected(self, timeout: float) -> bool:
         if self._connected.is_set():
@@ -259,21 +266,28 @@ class BrokerConnection:
             self.client.loop_stop()
 
 
-_connections: dict[tuple[str, str], BrokerConnection] = {}
+_connections: dict[tuple[str, str, int], BrokerConnection] = {}
 _connections_lock = threading.Lock()
 
 
 def connection_for(topics: ChannelTopics) -> BrokerConnection:
-    """This process's client for the channel's broker and prefix, created and started on first use."""
-    key = (topics.broker_url, topics.prefix)
+    """This process's client for the channel's broker, prefix and QoS, created and started on first use."""
+    key = (topics.broker_url, topics.prefix, topics.qos)
     with _connections_lock:
         connection = _connections.get(key)
         if connection is None:
             suffix = f"-{len(_connections)}" if _connections else ""
             client_id = f"{settings.MQTT_CLIENT_ID}-{os.getpid()}{suffix}"
-            connection = BrokerConnection(topics.broker_url, topics.prefix, client_id)
+            connection = BrokerConnection(topics.broker_url, topics.prefix, client_id, qos=topics.qos)
             _connections[key] = connection
         return connection
+
+
+def announcements_drop(key: str) -> int:
+    """Forget the announcements registered under ``key`` on every connection of this process; returns on how many."""
+    with _connections_lock:
+        connections = list(_connections.values())
+    return sum(connection.drop_announcements(key) for connection in connections)
 
 
 def connections_close() -> None:
@@ -305,7 +319,7 @@ class MqttTransport(Transport):
             return SendResult(success=False, error="MQTT broker not configured", error_type="not_configured")
         started = time.monotonic()
         try:
-            if topics.discovery:
+            if topics.discovery and event_type != "test":  # a test send announces nothing (§2.8: no side effects)
                 from alerts.services.mqtt_publishing import register_discovery
 
                 register_discovery(channel, topics)

@@ -105,6 +105,16 @@ def failed_job_record(
     return job
 
 
+def failed_jobs_resolve(queue: str, payload: dict) -> int:
+    """Delete the FailedJob rows of ``queue`` whose payload equals ``payload`` (in the caller's transaction): their
+    job was handled another way (a manual delivery retry), so a later requeue must not run it twice. A discard
+    broadcasts nothing, and neither does this. Returns how many rows were deleted."""
+    deleted, _ = FailedJob.objects.filter(queue=queue, payload=payload).delete()
+    if deleted:
+        logger.info("Resolved %d dead letter(s) of %s%s", deleted, queue, payload)
+    return deleted
+
+
 def file_dead_letter(file_id: int, failure: Failure) -> FailedJob | None:
     """The file becomes ``failed`` with its FailedJob; nothing when it is gone or already finished."""
     with transaction.atomic():
@@ -226,10 +236,11 @@ def _dispatch_again(job: FailedJob) -> None:
 
 
 def _reset_deliveries(delivery_ids: list, now: dt.datetime) -> None:
-    """A notification job's Delivery goes back to ``pending`` with a fresh attempt budget (§2.15)."""
+    """A notification job's ``failed`` Delivery goes back to ``pending`` with a fresh attempt budget (§2.15). A row
+    in any other state (retried by hand meanwhile: pending, sending or sent) is left alone, so it is not sent twice."""
     from alerts.models import Delivery, DeliveryStatus
 
-    Delivery.objects.filter(pk__in=delivery_ids).exclude(status=DeliveryStatus.SENT).update(
+    Delivery.objects.filter(pk__in=delivery_ids, status=DeliveryStatus.FAILED).update(
         status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now, last_error="", updated_at=now
     )
 

@@ -54,6 +54,7 @@ class FakeHttpServer:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
+        self.tls_context = None  # an ``ssl.SSLContext`` (server side) to serve https instead of http
 
     # --- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> FakeHttpServer:
@@ -105,6 +106,8 @@ class FakeHttpServer:
         self._server.daemon_threads = True
         self._server.allow_reuse_address = True
         self.port = self._server.server_address[1]
+        if self.tls_context is not None:
+            self._server.socket = self.tls_context.wrap_socket(self._server.socket, server_side=True)
         server = self._server
         self._thread = threading.Thread(
             target=lambda: server.serve_forever(poll_interval=0.05), name=f"fake-{self.port}", daemon=True
@@ -131,7 +134,7 @@ class FakeHttpServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_context is not None else 'http'}://127.0.0.1:{self.port}"
 
     # --- scripting -------------------------------------------------------------------------------------------
     def script(self, method: str, path: str, *replies: Reply) -> None:

@@ -234,7 +234,7 @@ def test_channel_headers_are_sent_and_no_signature_without_a_secret(sink):
     assert header(request, "X-HSI-Signature") is None
 
 
-def test_an_open_breaker_is_a_retryable_failure_without_a_request(sink, settings):
+def test_an_open_breaker_is_a_retryable_failure_without_a_request_or_an_attempt(sink, settings):
     settings.CIRCUIT_FAILURE_THRESHOLD = 2
     sink.answer(500, 500)
     channel = NotificationChannelFactory(config={"url": sink.hook_url()})
@@ -247,7 +247,7 @@ def test_an_open_breaker_is_a_retryable_failure_without_a_request(sink, settings
 
     assert len(sink.received()) == 2  # the third never left: the webhook breaker opened after two failures
     third = Delivery.objects.get(pk=ids[2])
-    assert (third.attempts, third.response_status) == (1, None)
+    assert (third.attempts, third.response_status) == (0, None)  # an open breaker costs no attempt
     assert "open" in third.last_error
 
 

@@ -57,13 +57,101 @@ def test_a_delivery_publishes_the_three_topics_with_their_retain_flags(broker):
     assert Delivery.objects.get(pk=delivery_id).alert.status == "delivered"
 
 
-def test_the_channel_qos_is_used_for_every_publish(broker):
-    channel = mqtt_channel(broker, qos=0, discovery=False)
-    [delivery_id] = deliveries_create_for_alert(make_alert([channel]).id)
+@pytest.mark.parametrize("qos", [0, 2])
+def test_the_channel_qos_is_used_for_every_publish_and_the_last_will(broker, qos):
+    # given a channel with a non-default QoS, discovery and event publishing
+    channel = mqtt_channel(broker, qos=qos, publish_events=True)
+    alert = make_alert([channel])
+    [delivery_id] = deliveries_create_for_alert(alert.id)
 
+    # when it delivers an alert and publishes the event
     assert delivery_send(delivery_id) == "sent"
-    broker.wait_for_message("home/hsi/cameras/front_door/alert_active")  # QoS 0: no acknowledgement to wait for
-    assert {m.qos for m in broker.published if m.topic.startswith("home/hsi/cameras/")} == {0}
+    assert mqtt_publish_event(alert.event_id) == 1
+    assert mqtt_publish_camera_status("front_door", "online") == 1
+    for topic in (
+        "home/hsi/status",
+        "home/hsi/alerts",
+        "home/hsi/cameras/front_door/alert_active",
+        "home/hsi/events",
+        "home/hsi/cameras/front_door/risk_score",
+        "home/hsi/cameras/front_door/status",
+        "homeassistant/binary_sensor/hsi_front_door/alert/config",
+        "homeassistant/sensor/hsi_front_door/risk_score/config",
+    ):
+        broker.wait_for_message(topic)
+
+    # then every message went out with the channel's QoS: alerts, camera topics, status and discovery
+    assert {(m.topic.split("/")[0], m.qos) for m in broker.published} == {("home", qos), ("homeassistant", qos)}
+    # and so does the last will
+    broker.kick()
+    will = broker.wait_for(lambda b: next((m for m in b.published if m.will), None))
+    assert (will.topic, will.payload, will.qos) == ("home/hsi/status", b"offline", qos)
+
+
+def test_a_test_send_registers_no_discovery_even_on_a_disabled_channel(broker):
+    from alerts.payloads import test_payload
+    from alerts.transports import transport_for
+
+    channel = mqtt_channel(broker)
+    channel.enabled = False
+    channel.save()
+
+    result = transport_for("mqtt").send(channel, test_payload(), event_type="test", delivery_id="test")
+
+    assert result.success
+    broker.wait_for_message("home/hsi/alerts")
+    broker.wait_for_message("home/hsi/status", b"online")
+    assert [m for m in broker.published if m.topic.startswith("homeassistant/")] == []
+    assert [m.topic for m in broker.published if "/cameras/" in m.topic] == []
+
+
+def test_a_dropped_channel_s_discovery_is_not_republished_on_reconnect(broker):
+    from alerts.services.mqtt_publishing import channel_announcements_drop
+
+    # given a channel whose discovery configs were announced on its connection
+    channel = mqtt_channel(broker)
+    [delivery_id] = deliveries_create_for_alert(make_alert([channel]).id)
+    assert delivery_send(delivery_id) == "sent"
+    broker.wait_for_message("homeassistant/binary_sensor/hsi_front_door/alert/config")
+
+    # when its announcements are dropped (the channel was disabled, deleted or lost discovery) and the client
+    # reconnects
+    channel_announcements_drop(channel.id)
+    broker.kick()
+    reconnected = broker.wait_for(lambda b: next((i for i, m in enumerate(b.published) if m.will), None), timeout=5)
+    broker.wait_for(
+        lambda b: any(m.topic == "home/hsi/status" and m.payload == b"online" for m in b.published[reconnected:]),
+        timeout=10,
+    )
+
+    # then the discovery configs are not published again
+    assert [m.topic for m in broker.published[reconnected:] if m.topic.startswith("homeassistant/")] == []
+
+
+def test_a_connection_opened_by_status_publishing_announces_discovery_on_connect(broker):
+    # given a channel with discovery whose first publish is a camera status (no delivery yet)
+    mqtt_channel(broker)
+    CameraFactory(id="garage", name="Garage")
+
+    assert mqtt_publish_camera_status("garage", "offline") == 1
+
+    # then the discovery configs were published too
+    config = broker.wait_for_message("homeassistant/binary_sensor/hsi_garage/status/config")
+    assert config.retain
+
+
+def test_a_disabled_channel_registers_no_discovery(broker):
+    from alerts.services.mqtt_publishing import register_discovery
+
+    channel = mqtt_channel(broker)
+    channel.enabled = False
+    channel.save()
+
+    register_discovery(channel)
+    mqtt.connection_for(mqtt.ChannelTopics.of(channel)).wait_connected(5)
+    broker.wait_for_message("home/hsi/status", b"online")
+
+    assert [m for m in broker.published if m.topic.startswith("homeassistant/")] == []
 
 
 def test_connecting_publishes_online_retained_and_discovery_configs(broker):

@@ -178,6 +178,39 @@ def test_requeueing_a_notification_job_sets_its_delivery_back_to_pending(camera,
     assert not FailedJob.objects.exists()  # no such task registered yet: the delivery sweep picks it up
 
 
+@pytest.mark.parametrize("status", ["pending", "sending", "sent"])
+def test_requeueing_a_notification_job_leaves_a_delivery_that_is_no_longer_failed_alone(
+    camera, django_capture_on_commit_callbacks, status
+):
+    # given a delivery retried by hand (or sent) after it was dead-lettered
+    delivery = DeliveryFactory(status=status, attempts=2, last_error="HTTP 500")
+    job = FailedJobFactory(queue="notification", task_name="alerts.deliver", payload={"delivery_id": delivery.id})
+
+    # when the stale dead letter is requeued
+    with django_capture_on_commit_callbacks(execute=False):
+        dlq_requeue(job.id, actor=ACTOR)
+
+    # then the delivery keeps its state and attempt count (no second send of an in-flight or sent row)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.last_error) == (status, 2, "HTTP 500")
+    assert not FailedJob.objects.exists()
+
+
+def test_resolving_a_job_through_the_hook_deletes_only_its_dead_letters():
+    from hsi import dead_letter
+
+    mine = FailedJobFactory(queue="notification", task_name="alerts.deliver", payload={"delivery_id": 7})
+    FailedJobFactory(queue="notification", task_name="alerts.deliver", payload={"delivery_id": 7})
+    other = FailedJobFactory(queue="notification", task_name="alerts.deliver", payload={"delivery_id": 8})
+    elsewhere = FailedJobFactory(queue="detection", payload={"delivery_id": 7})
+
+    assert dead_letter.resolve("notification", {"delivery_id": 7}) == 2
+
+    assert set(FailedJob.objects.values_list("id", flat=True)) == {other.id, elsewhere.id}
+    assert not FailedJob.objects.filter(pk=mine.pk).exists()
+    assert dead_letter.resolve("notification", {"delivery_id": 7}) == 0
+
+
 def test_requeue_of_an_unknown_job_is_not_found():
     with pytest.raises(NotFound):
         dlq_requeue(99999, actor=ACTOR)
