@@ -271,8 +271,8 @@ class NotificationChannelForm(forms.ModelForm):
             data["secret"] = cleaned["secret"]
         if "config" in data:
             kind = cleaned.get("kind") or self.instance.kind
-            config = restore_redacted(data["config"], None if creating else self.instance.config)
             try:
+                config = restore_redacted(data["config"], None if creating else self.instance.config)
                 data["config"] = validate_channel_config(kind, config, creating=creating)
             except FieldValidationError as invalid:
                 self.add_error("config", "; ".join(f"{e['field']}: {e['message']}" for e in invalid.errors))

@@ -35,6 +35,10 @@ MQTT_BROKER_URL_MAX_LENGTH = 2000
 EMAIL_NOT_CONFIGURED = "Email is not configured"
 MQTT_NOT_CONFIGURED = "MQTT broker not configured"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")  # visible ASCII, space and tab: what every HTTP client can send
+HEADER_VALUE_CHARACTERS = "Must contain only visible ASCII characters, spaces and tabs (no line breaks)"
+HOST_CHANGED = "Re-enter the value: the webhook URL's host changed"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _TOPIC = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
 
@@ -121,8 +125,10 @@ def _headers(value: Any, errors: _Errors) -> dict[str, str]:
             errors.add(f"headers.{name}", f"The {name} header is set by HSI and cannot be configured")
         elif not isinstance(header_value, str):
             errors.add(f"headers.{name}", "Must be a string")
-        elif len(header_value) > MAX_HEADER_VALUE_LENGTH or any(c in header_value for c in "\r\n\x00"):
-            errors.add(f"headers.{name}", f"Must be at most {MAX_HEADER_VALUE_LENGTH} characters on one line")
+        elif len(header_value) > MAX_HEADER_VALUE_LENGTH:
+            errors.add(f"headers.{name}", f"Must be at most {MAX_HEADER_VALUE_LENGTH} characters")
+        elif not _HEADER_VALUE.fullmatch(header_value):
+            errors.add(f"headers.{name}", HEADER_VALUE_CHARACTERS)
         else:
             headers[name] = header_value
     return headers
@@ -286,18 +292,45 @@ def redact_config(config: dict | None) -> dict:
 
 def restore_redacted(incoming: Any, stored: dict | None) -> Any:
     """``incoming`` with each ``***`` a client echoed back (a secret header value, a URL password) replaced by the
-    stored value it stands for, so reading a config and sending it back never destroys a credential."""
+    stored value it stands for, so reading a config and sending it back never destroys a credential.
+
+    A header value is restored only when the incoming ``url`` has the stored URL's scheme, host and port: a stored
+    credential never follows the config to another host. An echoed ``***`` for a stored header with a new origin is
+    a 422 on ``config.headers.<name>``; with no usable ``url`` it is left as sent (the URL check then refuses it).
+    A URL password is restored only into the otherwise identical URL.
+    """
     if not isinstance(incoming, dict) or not stored:
         return incoming
     restored = dict(incoming)
     headers, stored_headers = restored.get("headers"), stored.get("headers")
     if isinstance(headers, dict) and isinstance(stored_headers, dict):
-        restored["headers"] = {
-            name: stored_headers[name] if value == REDACTED and name in stored_headers else value
-            for name, value in headers.items()
-        }
+        echoed = [name for name, value in headers.items() if value == REDACTED and name in stored_headers]
+        if echoed:
+            new_origin, old_origin = _origin(restored.get("url")), _origin(stored.get("url"))
+            if new_origin is not None and new_origin == old_origin:
+                restored["headers"] = {
+                    name: stored_headers[name] if name in echoed else headers[name] for name in headers
+                }
+            elif new_origin is not None:
+                raise FieldValidationError(
+                    {f"config.headers.{name}": HOST_CHANGED for name in echoed}, detail=HOST_CHANGED
+                )
     for key in URL_KEYS:
         value, original = restored.get(key), stored.get(key)
         if isinstance(value, str) and isinstance(original, str) and value != original and redact_url(original) == value:
             restored[key] = original
     return restored
+
+
+def _origin(url: Any) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL, the default port filled in; None when it is not one."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return None
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    return scheme, host, port if port is not None else _DEFAULT_PORTS[scheme]

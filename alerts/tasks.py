@@ -13,8 +13,10 @@ def evaluate_event(event_id: int) -> list[str]:
     from alerts.services.alerts import alerts_evaluate_event
     from alerts.services.mqtt_publishing import event_publication_dispatch
 
-    alert_ids = alerts_evaluate_event(event_id)
-    event_publication_dispatch(event_id)
+    try:
+        alert_ids = alerts_evaluate_event(event_id)
+    finally:  # the event's MQTT publication does not depend on the alert evaluation succeeding
+        event_publication_dispatch(event_id)
     return [str(alert_id) for alert_id in alert_ids]
 
 

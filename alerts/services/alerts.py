@@ -6,8 +6,10 @@
 - ``alert_acknowledge`` / ``alert_dismiss``: the lifecycle of §5.10 with optimistic versions (§0.7).
 
 Each alert is created in its own transaction holding ``SELECT … FOR UPDATE`` on its rule row, so the cooldown
-check and the insert cannot interleave with another evaluation of the same rule. After commit: ``alert.created``,
-``hsi_alerts_created_total{severity}`` and the Delivery rows of the outbox (``deliveries_create_for_alert``).
+check and the insert cannot interleave with another evaluation of the same rule. The alert's Delivery rows of the
+outbox (``deliveries_create_for_alert``) are written in that same transaction. After commit: ``alert.created``,
+``hsi_alerts_created_total{severity}`` and the dispatch of the pending deliveries. A rule that fails (in its
+evaluation or its insert, which is rolled back alone) is logged at ERROR as ``evaluation_error``; the others continue.
 """
 
 from __future__ import annotations
@@ -82,15 +84,15 @@ def alerts_evaluate_event(event_id: int) -> list[uuid.UUID]:
     facts = selectors.event_facts(event)
     created = []
     for rule in rules:
-        try:
+        try:  # one rule failing, in its evaluation or its insert (rolled back alone), never stops the others
             match = evaluate_event_rule(rule, facts)
+            if not match.matches:
+                _skip(rule, subject, NOT_MATCHED)
+                continue
+            alert = _create_alert(rule, match, kind=AlertKind.EVENT, camera_id=event.camera_id, event=event)
         except Exception:
             logger.exception("Rule %s (%s) skipped for %s: %s", rule.id, rule.name, subject, EVALUATION_ERROR)
             continue
-        if not match.matches:
-            _skip(rule, subject, NOT_MATCHED)
-            continue
-        alert = _create_alert(rule, match, kind=AlertKind.EVENT, camera_id=event.camera_id, event=event)
         if alert is not None:
             created.append(alert.id)
     return created
@@ -113,15 +115,15 @@ def alerts_evaluate_camera_offline(camera_id: str, *, reason: str, changed_at: d
     for rule in selectors.rules_in_evaluation_order(RuleTrigger.CAMERA_OFFLINE):
         try:
             match = evaluate_offline_rule(rule, camera_id, changed_at)
+            if not match.matches:
+                _skip(rule, subject, NOT_MATCHED)
+                continue
+            alert = _create_alert(
+                rule, match, kind=AlertKind.CAMERA_OFFLINE, camera_id=camera_id, event=None, extra={"reason": reason}
+            )
         except Exception:
             logger.exception("Rule %s (%s) skipped for %s: %s", rule.id, rule.name, subject, EVALUATION_ERROR)
             continue
-        if not match.matches:
-            _skip(rule, subject, NOT_MATCHED)
-            continue
-        alert = _create_alert(
-            rule, match, kind=AlertKind.CAMERA_OFFLINE, camera_id=camera_id, event=None, extra={"reason": reason}
-        )
         if alert is not None:
             created.append(alert.id)
     return created
@@ -193,17 +195,16 @@ def _in_cooldown(rule: AlertRule, key: str, now: dt.datetime) -> bool:
 
 
 def _after_creation(alert: Alert) -> None:
-    invalidate_counts("alerts")  # cached totals of the alert scope (hsi.api.counts)
-    broadcast("events", "alert.created", alert_json(alert))
-    severity, alert_id = alert.severity, alert.id
-    transaction.on_commit(lambda: metrics.alerts_created.labels(severity=severity).inc())
-    transaction.on_commit(lambda: _create_deliveries(alert_id), robust=True)
-
-
-def _create_deliveries(alert_id) -> None:
+    """In the alert's transaction: its Delivery rows (§5.7), so a crash right after the commit loses no
+    notification (their dispatch to ``alerts.deliver`` waits for the commit); after commit: the broadcast and
+    the metric."""
     from alerts.services import deliveries  # the outbox; looked up at call time
 
-    deliveries.deliveries_create_for_alert(alert_id)
+    deliveries.deliveries_create_for_alert(alert.id)
+    invalidate_counts("alerts")  # cached totals of the alert scope (hsi.api.counts)
+    broadcast("events", "alert.created", alert_json(alert))
+    severity = alert.severity
+    transaction.on_commit(lambda: metrics.alerts_created.labels(severity=severity).inc())
 
 
 # --- lifecycle (§5.10) ------------------------------------------------------------------------------------------

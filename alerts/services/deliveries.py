@@ -54,8 +54,9 @@ def retry_backoff(attempts: int, *, rng: random.Random | None = None) -> dt.time
 
 
 def deliveries_create_for_alert(alert_id) -> list[int]:
-    """Create one Delivery per target channel of a committed alert (§5.7 filters) and dispatch the pending ones
-    after commit; returns the ids of the Delivery rows (also those an earlier call created)."""
+    """Create one Delivery per target channel of an alert (§5.7 filters), in the alert's own transaction, and
+    dispatch the pending ones after commit; returns the ids of the Delivery rows (also those an earlier call
+    created)."""
     alert = Alert.objects.select_related("event", "camera").filter(pk=alert_id).first()
     if alert is None:
         return []

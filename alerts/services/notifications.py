@@ -18,6 +18,7 @@ from django.utils import timezone
 from alerts.channel_config import REDACTED, redact_config, restore_redacted, validate_channel_config
 from alerts.models import (
     AlertRule,
+    ChannelKind,
     Delivery,
     DeliveryStatus,
     NotificationChannel,
@@ -25,7 +26,9 @@ from alerts.models import (
     QuietHours,
     all_weekdays,
 )
+from alerts.resilience import NOTIFICATION_QUEUE
 from cameras.models import Camera
+from hsi import dead_letter
 from hsi.api.errors import Conflict, FieldValidationError, InvalidState, NotFound
 from hsi.dispatch import enqueue
 from system.models import AuditStatus
@@ -141,6 +144,7 @@ def channel_update(channel_id, *, data: dict, actor: Actor) -> NotificationChann
             if "secret" in changed:
                 changes["secret"] = {"old": REDACTED, "new": REDACTED}
             audit_record(actor, "channel_updated", "notification_channel", channel.id, details={"changes": changes})
+            _drop_announcements_after_commit(channel)
     except Conflict as conflict:
         _audit_refusal(actor, "channel_updated", channel_id, conflict)
         raise
@@ -166,6 +170,7 @@ def channel_delete(channel_id, *, actor: Actor) -> None:
             raise NotFound(f"Notification channel {channel_id} not found")
         fields = _channel_audit_fields(channel)
         rule_ids = _forget_channel_in_rules(str(channel.id))
+        _drop_announcements_after_commit(channel)
         channel.delete()
         audit_record(
             actor,
@@ -174,6 +179,21 @@ def channel_delete(channel_id, *, actor: Actor) -> None:
             channel_id,
             details={"channel": fields, "rules_updated": rule_ids},
         )
+
+
+def _drop_announcements_after_commit(channel: NotificationChannel) -> None:
+    """After commit, forget what an MQTT channel announces on each (re)connect (Home Assistant discovery): the
+    channel was deleted, disabled or reconfigured, and the next publish registers what it should announce now."""
+    if channel.kind != ChannelKind.MQTT:
+        return
+    channel_id = channel.id
+
+    def drop() -> None:
+        from alerts.services.mqtt_publishing import channel_announcements_drop  # looked up at call time
+
+        channel_announcements_drop(channel_id)
+
+    transaction.on_commit(drop, robust=True)
 
 
 def _forget_channel_in_rules(channel_id: str) -> list[str]:
@@ -388,8 +408,9 @@ def quiet_hours_delete(period_id, *, actor: Actor) -> None:
 
 
 def delivery_retry(delivery_id: int, *, actor: Actor) -> Delivery:
-    """Put a ``failed`` delivery back in the outbox (pending, attempts 0, due now) and dispatch it after commit;
-    409 ``invalid_state`` for any other status (audited as a failure)."""
+    """Put a ``failed`` delivery back in the outbox (pending, attempts 0, due now), remove its dead letter (a later
+    DLQ requeue must not send it a second time) and dispatch it after commit; 409 ``invalid_state`` for any other
+    status (audited as a failure)."""
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
         if delivery is None:
@@ -401,6 +422,7 @@ def delivery_retry(delivery_id: int, *, actor: Actor) -> Delivery:
             delivery.attempts = 0
             delivery.next_attempt_at = None
             delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
+            dead_letter.resolve(NOTIFICATION_QUEUE, {"delivery_id": delivery.id})
             audit_record(actor, "delivery_retried", "delivery", delivery.id, details={"previous": previous})
             enqueue("alerts.deliver", delivery.id)
     if refused:

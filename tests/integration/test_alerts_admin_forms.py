@@ -192,3 +192,19 @@ def test_quiet_hours_need_different_times_and_known_weekdays():
     )
     assert good.is_valid(), good.errors
     assert good.cleaned_data["days"] == ["monday"] and good.cleaned_data["start_time"] == dt.time(22, 0)
+
+
+def test_moving_a_channel_to_another_host_needs_its_secret_headers_again():
+    # Given a webhook channel with a token header, opened in the admin (the token shows as ***)
+    config = {"url": "http://127.0.0.1:9/x", "headers": {"Authorization": "Bearer tok-123"}}
+    channel = NotificationChannelFactory(config=config)
+    masked = NotificationChannelForm(instance=channel).initial["config"]
+
+    # When the operator points it at another host and saves the masked header
+    moved = channel_form(instance=channel, config=json.dumps({**masked, "url": "http://127.0.0.2:9/x"}))
+
+    # Then the form refuses it on config (no 500), and the stored token stays where it was
+    assert not moved.is_valid()
+    assert "config.headers.Authorization" in moved.errors["config"][0]
+    channel.refresh_from_db()
+    assert channel.config["url"] == "http://127.0.0.1:9/x"

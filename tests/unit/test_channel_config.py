@@ -205,10 +205,110 @@ def test_redaction_never_changes_the_stored_config():
 
 
 def test_echoed_redactions_are_restored_from_the_stored_config():
-    stored = {"broker_url": "mqtt://u:p@b:1883", "headers": {"Authorization": "Bearer real"}}
+    stored = {"url": "https://hooks.example.test/a", "headers": {"Authorization": "Bearer real"}}
 
     restored = restore_redacted(
-        {"broker_url": "mqtt://u:***@b:1883", "headers": {"Authorization": "***", "X-New": "***"}}, stored
+        {"url": "https://hooks.example.test/b", "headers": {"Authorization": "***", "X-New": "***"}}, stored
     )
 
-    assert restored == {"broker_url": "mqtt://u:p@b:1883", "headers": {"Authorization": "Bearer real", "X-New": "***"}}
+    assert restored == {
+        "url": "https://hooks.example.test/b",
+        "headers": {"Authorization": "Bearer real", "X-New": "***"},
+    }
+
+
+def test_an_echoed_url_password_is_restored_into_the_same_url_only():
+    stored = {"broker_url": "mqtt://u:p@b:1883"}
+
+    assert restore_redacted({"broker_url": "mqtt://u:***@b:1883"}, stored) == stored
+    assert restore_redacted({"broker_url": "mqtt://u:***@evil:1883"}, stored) == {
+        "broker_url": "mqtt://u:***@evil:1883"
+    }
+
+
+@pytest.mark.parametrize(
+    "url", ["HTTPS://Hooks.Example.Test/other", "https://hooks.example.test:443/x?y=1", "https://hooks.example.test"]
+)
+def test_a_stored_header_value_is_restored_while_scheme_host_and_port_stay_the_same(url):
+    stored = {"url": "https://hooks.example.test/a", "headers": {"X-Api-Key": "k-real"}}
+
+    restored = restore_redacted({"url": url, "headers": {"X-Api-Key": "***"}}, stored)
+
+    assert restored["headers"] == {"X-Api-Key": "k-real"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://attacker.example.test/a",  # another host
+        "http://hooks.example.test/a",  # another scheme
+        "https://hooks.example.test:8443/a",  # another port
+        "https://hooks.example.test.attacker.test/a",  # a longer host with the stored one as a prefix
+    ],
+)
+def test_a_stored_header_value_never_follows_the_url_to_another_origin(url):
+    stored = {"url": "https://hooks.example.test/a", "headers": {"Authorization": "Bearer real", "X-Team": "blue"}}
+
+    with pytest.raises(FieldValidationError) as raised:
+        restore_redacted({"url": url, "headers": {"Authorization": "***", "X-Team": "***"}}, stored)
+
+    errors = {error["field"]: error["message"] for error in raised.value.errors}
+    assert errors == {
+        "config.headers.Authorization": "Re-enter the value: the webhook URL's host changed",
+        "config.headers.X-Team": "Re-enter the value: the webhook URL's host changed",
+    }
+    assert "Bearer real" not in str(raised.value.errors)
+
+
+def test_re_entered_header_values_may_go_to_a_new_host():
+    stored = {"url": "https://hooks.example.test/a", "headers": {"Authorization": "Bearer real"}}
+
+    restored = restore_redacted(
+        {"url": "https://new.example.test/a", "headers": {"Authorization": "Bearer new"}}, stored
+    )
+
+    assert restored["headers"] == {"Authorization": "Bearer new"}
+
+
+@pytest.mark.parametrize("url", [None, 5, "not a url", "ftp://hooks.example.test/a"])
+def test_without_a_usable_url_nothing_is_restored_and_the_url_check_refuses_the_config(url):
+    stored = {"url": "https://hooks.example.test/a", "headers": {"Authorization": "Bearer real"}}
+    incoming = (
+        {"headers": {"Authorization": "***"}} if url is None else {"url": url, "headers": {"Authorization": "***"}}
+    )
+
+    restored = restore_redacted(incoming, stored)
+
+    assert restored["headers"] == {"Authorization": "***"}
+    assert "config.url" in errors_of("webhook", restored)
+
+
+# --- header values -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", ["café", "cafe\u0301", "tok\x7fen", "a\x01b", "snow\u2603", "a\rb", "a\nb", "a\x00b", "\u00a0"]
+)
+def test_header_values_outside_visible_ascii_space_and_tab_are_refused(value):
+    errors = errors_of("webhook", {"url": "http://127.0.0.1/x", "headers": {"X-Token": value}})
+
+    assert errors == {
+        "config.headers.X-Token": "Must contain only visible ASCII characters, spaces and tabs (no line breaks)"
+    }
+
+
+def test_header_values_may_hold_every_visible_ascii_character_spaces_and_tabs():
+    value = "".join(chr(code) for code in range(0x20, 0x7F)) + "\tend"
+
+    config = validate_channel_config("webhook", {"url": "http://127.0.0.1/x", "headers": {"X-Token": value, "X-E": ""}})
+
+    assert config["headers"] == {"X-Token": value, "X-E": ""}
+
+
+def test_header_values_are_at_most_1000_characters():
+    ok = validate_channel_config("webhook", {"url": "http://127.0.0.1/x", "headers": {"X-A": "a" * 1000}})
+
+    assert ok["headers"] == {"X-A": "a" * 1000}
+    assert errors_of("webhook", {"url": "http://127.0.0.1/x", "headers": {"X-A": "a" * 1001}}) == {
+        "config.headers.X-A": "Must be at most 1000 characters"
+    }

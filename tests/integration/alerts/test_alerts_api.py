@@ -272,12 +272,27 @@ def test_dismissing_twice_is_409(api_client):
     assert AuditLog.objects.get(action="alert_dismissed").status == "failure"
 
 
-def test_dismiss_with_a_stale_version_is_409(api_client):
-    the_alert = alert(status="acknowledged", version=2)
+def test_dismiss_with_a_stale_version_is_409_changes_nothing_and_is_audited(
+    api_client, django_capture_on_commit_callbacks, events_stream
+):
+    the_alert = alert(status="acknowledged", version=2, metadata={"rule_name": "r", "ack_note": "seen"})
+    before = (the_alert.status, the_alert.version, the_alert.dismissed_at, the_alert.metadata, the_alert.updated_at)
 
-    problem(
-        api_client.post(f"/api/alerts/{the_alert.id}/dismiss", {"version": 1}, format="json"), 409, "version_conflict"
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        body = problem(
+            api_client.post(f"/api/alerts/{the_alert.id}/dismiss", {"version": 1, "note": "late"}, format="json"),
+            409,
+            "version_conflict",
+        )
+
+    assert body["current_version"] == 2
+    the_alert.refresh_from_db()
+    after = (the_alert.status, the_alert.version, the_alert.dismissed_at, the_alert.metadata, the_alert.updated_at)
+    assert after == before
+    (row,) = AuditLog.objects.filter(action="alert_dismissed")
+    assert (row.status, row.resource_type, row.resource_id) == ("failure", "alert", str(the_alert.id))
+    assert row.details["version"] == 2
+    assert [m for m in events_stream.drain() if m["type"] == "alert.dismissed"] == []
 
 
 def test_the_full_lifecycle(api_client):

@@ -136,3 +136,22 @@ def test_nothing_fires_before_the_status_change_commits(django_capture_on_commit
         camera_set_status(camera.id, "offline", reason="api", actor=Actor.system("test"))
 
     assert not Alert.objects.exists()
+
+
+def test_an_offline_rule_whose_alert_insert_fails_does_not_stop_the_others(django_capture_on_commit_callbacks, caplog):
+    import logging
+
+    from tests.integration.alerts.refusing_triggers import refuse_inserts
+
+    camera = CameraFactory(id="garage", status="online")
+    refuse_inserts("alerts_alert", "NEW.metadata->>'rule_name' = 'explodes'")
+    offline_rule(name="explodes", severity="critical")
+    survivor = offline_rule(name="Camera down", severity="high")
+
+    with caplog.at_level(logging.ERROR, logger="hsi.alerts"):
+        set_status(camera, "offline", django_capture_on_commit_callbacks)
+
+    assert list(Alert.objects.values_list("rule_id", flat=True)) == [survivor.id]
+    camera.refresh_from_db()
+    assert camera.status == "offline"
+    assert any("explodes" in r.getMessage() and "evaluation_error" in r.getMessage() for r in caplog.records)

@@ -5,13 +5,14 @@ concurrency, broken rules, suppressed events, after-commit side effects."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import uuid
 
 import pytest
 import time_machine
-from django.db import connection, connections
+from django.db import DatabaseError, connection, connections, transaction
 
 from alerts.models import Alert, AlertRule, Delivery
 from alerts.services.alerts import alerts_evaluate_event
@@ -25,10 +26,17 @@ from tests.factories import (
     NotificationChannelFactory,
     ZoneFactory,
 )
+from tests.fakes.http_fake import FakeHttpServer, Reply
+from tests.integration.alerts.refusing_triggers import refuse_inserts
 
 pytestmark = pytest.mark.django_db
 
 T0 = dt.datetime(2024, 5, 3, 22, 30, tzinfo=dt.UTC)  # a Friday evening
+
+
+class WebhookReceiver(FakeHttpServer):
+    def default_reply(self, request):
+        return Reply(status=200, json={"ok": True})
 
 
 @pytest.fixture
@@ -201,15 +209,133 @@ def test_null_channels_resolve_to_every_enabled_channel_now(camera, django_captu
     assert Alert.objects.get(rule=nothing).channels == []
 
 
-def test_delivery_rows_are_created_after_commit(camera, django_capture_on_commit_callbacks):
-    disabled = NotificationChannelFactory(enabled=False)  # suppressed: nothing is sent anywhere
-    rule(channels=[str(disabled.id)])
+def test_delivery_rows_are_written_with_the_alert_and_only_the_send_waits_for_the_commit(
+    camera, django_capture_on_commit_callbacks, settings
+):
+    """A crash right after the alert commits (no after-commit callback ever runs) loses no notification: the
+    Delivery rows are already there, due, for the sweep; the send itself happens only after the commit."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.NOTIFICATIONS_ENABLED = True
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    receiver = WebhookReceiver().start()
+    try:
+        enabled = NotificationChannelFactory(name="phone", config={"url": f"{receiver.url}/hook"})
+        disabled = NotificationChannelFactory(name="off", enabled=False)
+        rule(channels=[str(enabled.id), str(disabled.id)])
+
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            alerts_evaluate_event(make_event(camera).id)
+
+        alert = Alert.objects.get()
+        rows = {row.channel_id: row for row in Delivery.objects.filter(alert=alert)}
+        assert (rows[enabled.id].status, rows[enabled.id].next_attempt_at) == ("pending", None)
+        assert (rows[disabled.id].status, rows[disabled.id].suppressed_reason) == ("suppressed", "channel_disabled")
+        assert receiver.requests == []  # nothing sent before the commit
+
+        for callback in callbacks:
+            callback()
+
+        rows[enabled.id].refresh_from_db()
+        assert rows[enabled.id].status == "sent"
+        assert len(receiver.requests_to("/hook")) == 1
+    finally:
+        receiver.stop()
+
+
+def test_an_alert_rolled_back_leaves_no_delivery_rows(camera, django_capture_on_commit_callbacks):
+    channel = NotificationChannelFactory(enabled=False)
+    rule(channels=[str(channel.id)])
+    event = make_event(camera)
+
+    with django_capture_on_commit_callbacks(execute=False), pytest.raises(RuntimeError), transaction.atomic():
+        alerts_evaluate_event(event.id)
+        assert Delivery.objects.count() == 1
+        raise RuntimeError("the worker dies before the commit")
+
+    assert (Alert.objects.count(), Delivery.objects.count()) == (0, 0)
+
+
+# --- failures of one rule (§5.2: other rules continue) ----------------------------------------------------------
+
+
+def test_a_rule_whose_alert_insert_fails_is_skipped_and_the_later_rules_still_fire(
+    camera, django_capture_on_commit_callbacks, caplog, events_stream
+):
+    refuse_inserts("alerts_alert", "NEW.metadata->>'rule_name' = 'explodes'")
+    rule(name="explodes", severity="critical")  # evaluated first (descending severity)
+    healthy = rule(name="healthy", severity="high")
+    also_healthy = rule(name="later", severity="low")
+
+    with caplog.at_level(logging.ERROR, logger="hsi.alerts"):
+        created = evaluate(make_event(camera), django_capture_on_commit_callbacks)
+
+    assert sorted(Alert.objects.values_list("rule__name", flat=True)) == ["healthy", "later"]
+    assert sorted(created) == sorted(Alert.objects.values_list("id", flat=True))
+    assert {Alert.objects.get(pk=alert_id).rule_id for alert_id in created} == {healthy.id, also_healthy.id}
+    errors = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "explodes" in errors[0].getMessage() and "evaluation_error" in errors[0].getMessage()
+    broadcast = [m["data"]["rule_id"] for m in events_stream.drain() if m["type"] == "alert.created"]
+    assert sorted(broadcast) == sorted([str(healthy.id), str(also_healthy.id)])
+
+
+def test_a_failing_delivery_insert_rolls_back_only_that_rules_alert(camera, django_capture_on_commit_callbacks):
+    doomed = NotificationChannelFactory(name="doomed", enabled=False)
+    fine = NotificationChannelFactory(name="fine", enabled=False)
+    refuse_inserts("alerts_delivery", f"NEW.channel_id = '{doomed.id}'")
+    rule(name="to doomed", severity="critical", channels=[str(doomed.id)])
+    survivor = rule(name="to fine", severity="high", channels=[str(fine.id)])
 
     evaluate(make_event(camera), django_capture_on_commit_callbacks)
 
-    delivery = Delivery.objects.get()
-    assert (delivery.alert_id, delivery.channel_id) == (Alert.objects.get().id, disabled.id)
-    assert delivery.status == "suppressed"
+    (alert,) = Alert.objects.all()
+    assert alert.rule_id == survivor.id
+    assert list(Delivery.objects.values_list("alert_id", "channel_id")) == [(alert.id, fine.id)]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="lock_timeout needs PostgreSQL")
+def test_the_event_is_still_published_to_mqtt_when_its_evaluation_fails(settings):
+    """``alerts.evaluate_event`` hands the event to MQTT channels that publish events even when the evaluation
+    itself raises: here the rules cannot be read (another transaction holds their table; ``lock_timeout``)."""
+    import psycopg
+
+    from alerts.transports import mqtt
+    from tests.fakes.mqtt_broker import FakeMqttBroker
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    broker = FakeMqttBroker().start()
+    camera = CameraFactory(id="front_door")
+    NotificationChannelFactory(
+        kind="mqtt", publish_events=True, config={"broker_url": broker.url, "topic_prefix": "house", "discovery": False}
+    )
+    rule(name="unreadable")
+    event = make_event(camera)
+    settings_dict = connection.settings_dict
+    holder = psycopg.connect(
+        host=settings_dict["HOST"] or "127.0.0.1",
+        port=settings_dict["PORT"] or 5432,
+        user=settings_dict["USER"],
+        password=settings_dict["PASSWORD"] or None,
+        dbname=settings_dict["NAME"],
+        autocommit=False,
+    )
+    try:
+        holder.execute("LOCK TABLE alerts_alertrule IN ACCESS EXCLUSIVE MODE")
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+
+        with pytest.raises(DatabaseError):
+            evaluate_event(event.id)
+
+        published = json.loads(broker.wait_for_message("house/events").payload)
+        assert published["id"] == event.id
+    finally:
+        holder.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+        mqtt.connections_close()
+        broker.stop()
 
 
 # --- after commit -----------------------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ import pytest
 from django.utils import timezone
 
 from alerts.models import Delivery
+from alerts.services.deliveries import delivery_send
+from pipeline.models import FailedJob
 from system.models import AuditLog
-from tests.factories import AlertFactory, DeliveryFactory, NotificationChannelFactory
+from tests.factories import AlertFactory, DeliveryFactory, FailedJobFactory, NotificationChannelFactory
 from tests.fakes.http_fake import FakeHttpServer, Reply
 from tests.problems import error_fields, problem
 
@@ -168,6 +170,40 @@ def test_retry_resets_a_failed_delivery_and_dispatches_it_after_commit(
     assert row.status == "sent"
     (request,) = receiver.requests_to("/hook")
     assert request.headers["X-HSI-Delivery"] == str(row.id)
+
+
+def test_a_manual_retry_removes_the_dead_letter_so_a_later_dlq_requeue_cannot_send_it_twice(
+    api_client, receiver, settings, django_capture_on_commit_callbacks
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    channel = NotificationChannelFactory(config={"url": f"{receiver.url}/hook"})
+    row = DeliveryFactory(channel=channel, status="pending")
+    unrelated = FailedJobFactory(queue="notification", task_name="alerts.deliver", payload={"delivery_id": row.id + 1})
+    receiver.fail("POST", "/hook", status=400)  # permanent: failed at once, dead-lettered
+    with django_capture_on_commit_callbacks(execute=True):
+        assert delivery_send(row.id) == "failed"
+    assert FailedJob.objects.filter(queue="notification", payload={"delivery_id": row.id}).count() == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post(f"{URL}/{row.id}/retry")
+
+    assert response.status_code == 202
+    row.refresh_from_db()
+    assert row.status == "sent"
+    assert list(FailedJob.objects.filter(queue="notification").values_list("id", flat=True)) == [unrelated.id]
+    with django_capture_on_commit_callbacks(execute=True):
+        requeued = api_client.post("/api/dlq/requeue", {"queue": "notification"}, format="json").json()
+    assert requeued["requeued"] == 1  # only the unrelated dead letter is left to requeue
+    assert len(receiver.requests_to("/hook")) == 2  # the refused attempt and the retry; never a third send
+
+
+def test_a_refused_retry_keeps_the_dead_letter(api_client):
+    row = delivery(status="pending", attempts=1)
+    job = FailedJobFactory(queue="notification", task_name="alerts.deliver", payload={"delivery_id": row.id})
+
+    problem(api_client.post(f"{URL}/{row.id}/retry"), 409, "invalid_state")
+
+    assert FailedJob.objects.filter(pk=job.pk).exists()
 
 
 @pytest.mark.parametrize("status", ["pending", "sending", "sent", "suppressed"])

@@ -11,7 +11,7 @@ import pytest
 
 from alerts.models import Delivery, NotificationChannel
 from system.models import AuditLog
-from tests.factories import AlertRuleFactory, DeliveryFactory, NotificationChannelFactory
+from tests.factories import AlertRuleFactory, CameraFactory, DeliveryFactory, NotificationChannelFactory
 from tests.fakes.http_fake import FakeHttpServer, Reply
 from tests.fakes.mqtt_broker import FakeMqttBroker
 from tests.fakes.smtp_sink import SmtpSink
@@ -398,6 +398,68 @@ def test_sending_back_a_redacted_config_keeps_the_stored_header_value(api_client
     assert_no_secrets(response.content, json.dumps(audit_rows("channel_updated")[0].details))
 
 
+def test_a_stored_header_value_is_not_restored_for_another_host_and_never_reaches_it(api_client, receiver):
+    """The exfiltration of review finding 1: read the config (``***``), point ``url`` elsewhere, send it back, then
+    test-send. The stored value must not follow the config to the new host."""
+    other = WebhookReceiver().start()
+    try:
+        created = create(api_client, config={"url": f"{receiver.url}/h", "headers": {"Authorization": TOKEN}}).json()
+        config = {**created["config"], "url": f"{other.url}/steal"}  # same 127.0.0.1, another port
+
+        response = api_client.patch(f"{URL}/{created['id']}", {"config": config}, format="json")
+        api_client.post(f"{URL}/{created['id']}/test")
+
+        body = problem(response, 422, "validation_error")
+        assert {error["field"]: error["message"] for error in body["errors"]} == {
+            "config.headers.Authorization": "Re-enter the value: the webhook URL's host changed"
+        }
+        stored = NotificationChannel.objects.get(pk=created["id"]).config
+        assert stored["url"] == f"{receiver.url}/h" and stored["headers"] == {"Authorization": TOKEN}
+        assert other.requests == []
+        (sent,) = receiver.requests_to("/h")
+        assert sent.headers["Authorization"] == TOKEN
+        assert not audit_rows("channel_updated")
+    finally:
+        other.stop()
+
+
+def test_a_re_entered_header_value_may_go_with_the_url_to_a_new_host(api_client, receiver):
+    created = create(api_client, config={"url": "http://127.0.0.1:9/h", "headers": {"Authorization": TOKEN}}).json()
+    config = {**created["config"], "url": f"{receiver.url}/new", "headers": {"Authorization": "Bearer new-one"}}
+
+    response = api_client.patch(f"{URL}/{created['id']}", {"config": config}, format="json")
+    api_client.post(f"{URL}/{created['id']}/test")
+
+    assert response.status_code == 200, response.content
+    (sent,) = receiver.requests_to("/new")
+    assert sent.headers["Authorization"] == "Bearer new-one"
+
+
+@pytest.mark.parametrize("value", ["café", "tab\there ok?"])
+def test_header_values_must_be_visible_ascii_at_save_time(api_client, value):
+    response = create(api_client, config={"url": "http://127.0.0.1:9/h", "headers": {"X-Token": value}})
+
+    if value == "café":
+        assert "config.headers.X-Token" in error_fields(response)
+        assert not NotificationChannel.objects.exists()
+    else:
+        assert response.status_code == 201
+        assert NotificationChannel.objects.get().config["headers"] == {"X-Token": value}
+
+
+def test_a_non_ascii_header_value_cannot_be_patched_in_either(api_client):
+    channel_id = create(api_client).json()["id"]
+
+    response = api_client.patch(
+        f"{URL}/{channel_id}",
+        {"config": {"url": "http://127.0.0.1:9/h", "headers": {"X-Token": "café"}}},
+        format="json",
+    )
+
+    assert "config.headers.X-Token" in error_fields(response)
+    assert NotificationChannel.objects.get(pk=channel_id).config["headers"] == {}
+
+
 def test_secret_is_write_only_and_empty_string_removes_it(api_client):
     channel_id = create(api_client).json()["id"]
 
@@ -605,3 +667,56 @@ def test_test_send_over_mqtt_without_a_broker_reports_failure(api_client, mqtt_b
 
     assert body["success"] is False and body["error"]
     assert AuditLog.objects.get(action="notification_test").status == "failure"
+
+
+def _published_after(broker, mark: int, predicate) -> bool:
+    return any(predicate(message) for message in broker.published[mark:])
+
+
+def _reconnect_and_flush(broker) -> int:
+    """Cut the shared connection, wait for it to come back, and publish a marker over it; returns the index of the
+    first message after the cut. MQTT keeps order on a connection, so everything the client sent on connect (its
+    status, its registered announcements) has arrived once the marker has."""
+    from alerts.services.mqtt_publishing import mqtt_publish_camera_status
+
+    mark = len(broker.published)
+    broker.kick(fire_wills=False)
+    broker.wait_for(lambda b: _published_after(b, mark, lambda m: (m.topic, m.payload) == ("house/status", b"online")))
+    assert mqtt_publish_camera_status("porch", "online") >= 1
+    broker.wait_for(lambda b: _published_after(b, mark, lambda m: m.topic == "house/cameras/porch/status"))
+    return mark
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("patch", {"enabled": False}),
+        ("patch", {"config": {"topic_prefix": "house", "discovery_prefix": "ha", "discovery": False}}),
+        ("delete", None),
+    ],
+)
+def test_a_disabled_reconfigured_or_deleted_channel_stops_announcing_discovery_on_reconnect(
+    api_client, mqtt_broker, django_capture_on_commit_callbacks, change
+):
+    from alerts.services.mqtt_publishing import mqtt_publish_discovery
+
+    CameraFactory(id="porch", name="Porch")
+    config = {"broker_url": mqtt_broker.url, "topic_prefix": "house", "discovery_prefix": "ha"}
+    channel_id = create(api_client, kind="mqtt", config=config).json()["id"]
+    create(api_client, name="Marker", kind="mqtt", config={**config, "discovery": False})  # same connection
+    assert mqtt_publish_discovery() == 1
+    mqtt_broker.wait_for(lambda b: _published_after(b, 0, lambda m: m.topic.startswith("ha/")))
+    mark = _reconnect_and_flush(mqtt_broker)
+    assert _published_after(mqtt_broker, mark, lambda m: m.topic.startswith("ha/"))  # republished on reconnect
+
+    method, body = change
+    with django_capture_on_commit_callbacks(execute=True):
+        if method == "patch":
+            body = {"config": {**config, **body["config"]}} if "config" in body else body
+            response = api_client.patch(f"{URL}/{channel_id}", body, format="json")
+        else:
+            response = api_client.delete(f"{URL}/{channel_id}")
+    assert response.status_code in (200, 204), response.content
+    mark = _reconnect_and_flush(mqtt_broker)
+
+    assert not _published_after(mqtt_broker, mark, lambda m: m.topic.startswith("ha/"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.factories import NotificationChannelFactory
+
 pytestmark = pytest.mark.django_db
 
 URL = "/api/notifications/config"
@@ -39,14 +41,41 @@ def test_config_when_nothing_is_configured(api_client, settings):
 
 
 def test_config_never_shows_credentials(api_client, settings):
+    """Every secret HSI holds is set (mail and broker settings, channel secrets, header tokens, broker URL
+    passwords): the configuration shows none of them, only whether each transport is configured."""
+    settings.NOTIFICATIONS_ENABLED = True
     settings.EMAIL_HOST = "smtp.example.test"
     settings.EMAIL_HOST_USER = "mailer"
     settings.EMAIL_HOST_PASSWORD = "mail-Pass-31"
     settings.MQTT_URL = "mqtt://hsi:mqtt-Pass-32@127.0.0.1:1883"
+    NotificationChannelFactory(
+        name="Phone",
+        config={"url": "https://hooks.example.test/h", "headers": {"Authorization": "Bearer hdr-Token-33"}},
+        secret="hmac-Secret-34",
+    )
+    NotificationChannelFactory(
+        name="Broker", kind="mqtt", config={"broker_url": "mqtt://ha:chan-Pass-35@broker.test:1883"}, secret="s-36"
+    )
 
-    text = api_client.get(URL).content.decode()
+    response = api_client.get(URL)
 
-    for secret in ("mail-Pass-31", "mqtt-Pass-32", "mailer", "smtp.example.test", "127.0.0.1:1883"):
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["email_configured"], body["mqtt_configured"]) == (True, True)
+    text = response.content.decode()
+    for secret in (
+        "mail-Pass-31",
+        "mqtt-Pass-32",
+        "hdr-Token-33",
+        "hmac-Secret-34",
+        "chan-Pass-35",
+        "s-36",
+        "mailer",
+        "smtp.example.test",
+        "127.0.0.1:1883",
+        "broker.test",
+        "hooks.example.test",
+    ):
         assert secret not in text
 
 
