@@ -2,7 +2,8 @@
 
 WebSocket handshakes pass the ``Origin`` check (403) before routing; an unknown path is 404 (``hsi.routing``).
 A logged-in staff user's session cookie authenticates a WebSocket when API keys are on (§3.1.2): the consumer
-reads it at connect (``system.websocket.consumers.session_user``).
+reads it at connect (``system.websocket.consumers.session_user``), except for an ``Origin`` admitted only by the
+``CORS_ALLOWED_ORIGINS=*`` wildcard (any site could have opened the socket: only a key authenticates it).
 """
 
 import gc

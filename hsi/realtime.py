@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -58,12 +59,48 @@ def send_now(stream: str, message_type: str, data: dict) -> None:
             return
         message, text = sequencer_for(layer).publish(stream, message_type, utc_iso(timezone.now()), data)
         payload = {"type": "hsi.message", "message": message, "text": text}
-        if isinstance(layer, InMemoryChannelLayer):  # all-in-one: the server's own loop, as asgiref routes it
-            async_to_sync(layer.group_send)(group_name(stream), payload)
+        if isinstance(layer, InMemoryChannelLayer):  # all-in-one: on the server's own loop
+            _send_in_memory(layer, group_name(stream), payload, settings.REALTIME_SEND_TIMEOUT_SECONDS)
         else:
             _publisher.run(layer.group_send(group_name(stream), payload), settings.REALTIME_SEND_TIMEOUT_SECONDS)
     except Exception:
         logger.warning("Could not broadcast %s on %s", message_type, stream, exc_info=True)
+
+
+# The event loop serving each in-memory layer's hubs (all-in-one: the ASGI server's loop), set by the hub.
+_server_loops: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def server_loop_attach(layer, loop: asyncio.AbstractEventLoop) -> None:
+    """Record ``loop`` as the one whose hubs receive from the in-memory ``layer`` (called by the hub)."""
+    if isinstance(layer, InMemoryChannelLayer):
+        _server_loops[layer] = loop
+
+
+def _send_in_memory(layer, group: str, payload: dict, timeout: float) -> None:
+    """``group_send`` on the in-memory layer, run on the loop its receivers wait on.
+
+    Its queues are plain ``asyncio.Queue``s of that loop: a put from another loop or thread neither is safe nor
+    wakes the loop (the message would wait for the next unrelated wake-up). A publisher in a pool, ticker or
+    watcher thread hands the send to the server loop; without a server loop (a management command, tests without
+    a server) ``async_to_sync`` runs it as before."""
+    loop = _server_loops.get(layer)
+    if loop is None or loop.is_closed() or not loop.is_running():
+        async_to_sync(layer.group_send)(group, payload)
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:  # synchronous code on the server loop itself: it cannot wait for the loop, so queue it
+        loop.create_task(layer.group_send(group, payload))
+        return
+    future = asyncio.run_coroutine_threadsafe(layer.group_send(group, payload), loop)
+    try:
+        future.result(timeout)
+    except TimeoutError:
+        future.cancel()
+        raise
 
 
 def _dumps(value) -> str:
@@ -87,7 +124,9 @@ class Buffered:
     def since(self, last_seq: int) -> tuple[list[dict], bool]:
         """Messages with ``seq > last_seq`` and whether they are all there (the buffer still reaches ``last_seq+1``)."""
         newer = [m for m in self.messages if m["seq"] > last_seq]
-        if last_seq >= self.current_seq:
+        if last_seq > self.current_seq:  # the counter was reset (all-in-one restart, Redis flush): reload over REST
+            return newer, False
+        if last_seq == self.current_seq:
             return newer, True
         oldest = self.messages[0]["seq"] if self.messages else None
         return newer, oldest is not None and oldest <= last_seq + 1

@@ -128,7 +128,9 @@ def nvidia_smi_first_gpu() -> dict | None:
     }
 
 
-def _gpu() -> dict | None:
+def gpu_reading_refresh() -> dict | None:
+    """The ``nvidia-smi`` reading, from the cache while it is younger than ``GPU_CACHE_SECONDS`` (no database: a
+    caller may run it in any thread, so a slow ``nvidia-smi`` holds up nobody's database work)."""
     global _gpu_cache
     if settings.GPU_MONITOR_ENABLED in ("false", "0"):
         return None
@@ -136,11 +138,15 @@ def _gpu() -> dict | None:
     with _lock:
         cached = _gpu_cache
     if cached is not None and now - cached[0] < GPU_CACHE_SECONDS:
-        gpu = cached[1]
-    else:
-        gpu = nvidia_smi_first_gpu()
-        with _lock:
-            _gpu_cache = (now, gpu)
+        return cached[1]
+    gpu = nvidia_smi_first_gpu()
+    with _lock:
+        _gpu_cache = (now, gpu)
+    return gpu
+
+
+def _gpu() -> dict | None:
+    gpu = gpu_reading_refresh()
     if gpu is None:
         return None
     return {**gpu, "inference_fps": _recent_inference_fps()}

@@ -1,14 +1,18 @@
 """``/ws/events`` and ``/ws/system`` (CONTRACT §3): one consumer class per stream.
 
 Connect (§3.1): the throttle (1013 ``rate_limited``), then, when ``API_KEY_ENABLED``, the key (``?api_key=``, a
-``api-key.KEY`` subprotocol, or a staff session; else 1008 ``unauthorized`` with nothing sent), then accept, join
+``api-key.KEY`` subprotocol, or a staff session unless only the ``CORS_ALLOWED_ORIGINS=*`` wildcard admitted the
+``Origin``; else 1008 ``unauthorized`` with nothing sent), then accept, join
 the stream's group, ``connected`` and, on ``/ws/system``, a ``system.status`` snapshot. Origin and unknown paths
 are refused earlier, at the handshake (``hsi.ws_handshake``).
 
 Published messages reach a connection through its process's ``StreamHub`` (``system.websocket.hub``), the one
 group member per stream and process, which calls ``deliver``: the subscription filter, then the text the publisher
 serialised once (``hsi.realtime``) into the connection's own outbox, which its sender task writes to the socket.
-Nothing here waits on another client, and blocking work (cache, database, Redis) runs in a thread.
+Nothing here waits on another client, and blocking work (cache, database, Redis) runs in a thread: database work
+on Channels' database thread (``database_sync_to_async``), the rest (throttle, Redis, ``nvidia-smi``) in threads of
+its own, so one slow handshake does not hold up the others. ``resync_ack`` and replays go through the outbox too,
+behind the live messages already queued, and skip what is queued live: each ``seq`` reaches the client once.
 
 Heartbeat (§3.3): a task per connection sends ``ping`` every ``WEBSOCKET_PING_INTERVAL_SECONDS`` and closes with
 1000 ``idle timeout`` after ``WEBSOCKET_IDLE_TIMEOUT_SECONDS`` without a client frame. Both are read at connect.
@@ -35,7 +39,7 @@ from django.utils import timezone
 from hsi import realtime
 from hsi.net import client_ip_from
 from hsi.timeutils import utc_iso
-from hsi.ws_handshake import header
+from hsi.ws_handshake import header, session_auth_allowed
 from system.websocket.hub import hub_for
 from system.websocket.protocol import ProtocolError, Subscription, parse_client_message, resync_last_seq
 from system.websocket.throttle import websocket_attempt_allowed
@@ -51,6 +55,16 @@ CLOSE_INTERNAL = 1011
 CLOSE_RATE_LIMITED = 1013
 
 ADMITTED, RATE_LIMITED, UNAUTHORIZED = "admitted", "rate_limited", "unauthorized"
+# The connect-time ``system.status`` when building the real one failed (CONTRACT §3.6 fields, nothing known).
+UNHEALTHY_SNAPSHOT = {
+    "health": "unhealthy",
+    "cameras": None,
+    "queue": None,
+    "gpu": None,
+    "detector": None,
+    "llm": None,
+    "uptime_seconds": None,
+}
 # Messages waiting for one slow socket before newer ones are dropped (the client sees a seq gap and resyncs).
 OUTBOX_CAPACITY = 1000
 
@@ -58,6 +72,10 @@ OUTBOX_CAPACITY = 1000
 @dataclass(frozen=True)
 class Admission:
     outcome: str
+
+
+def _dumps(message: dict) -> str:
+    return json.dumps(message, separators=(",", ":"))
 
 
 def _number(value: float) -> int | float:
@@ -81,7 +99,10 @@ def selected_subprotocol(scope) -> str | None:
     offered = scope.get("subprotocols") or ()
     if HSI_SUBPROTOCOL in offered:
         return HSI_SUBPROTOCOL
-    return offered_key(scope)[1]
+    for entry in offered:  # also when ``?api_key=`` carried the key: a client offering the entry expects it back
+        if entry.startswith(KEY_SUBPROTOCOL_PREFIX) and len(entry) > len(KEY_SUBPROTOCOL_PREFIX):
+            return entry
+    return None
 
 
 def scope_client_ip(scope) -> str | None:
@@ -114,6 +135,8 @@ def _authenticated(scope, key: str | None) -> bool:
         from system.auth import authenticate_key
 
         return authenticate_key(key) is not None
+    if not session_auth_allowed(scope):  # any site could have opened this socket with the operator's cookie
+        return False
     user = session_user(scope)
     return bool(user is not None and user.is_active and user.is_staff)
 
@@ -128,20 +151,30 @@ def _audit(scope, ip: str | None, action: str, key: str, details: dict) -> None:
         logger.warning("Could not audit %s", action, exc_info=True)
 
 
-def admit(scope, stream: str) -> Admission:
-    """Throttle, then auth (CONTRACT §3.1.1–2). Runs in a thread (cache and database)."""
+def _authorized(scope, ip: str | None, path: str) -> bool:
+    """The key or staff session (CONTRACT §3.1.2); a failure is audited. Database work."""
+    key, _entry = offered_key(scope)
+    if _authenticated(scope, key):
+        return True
+    reason = "invalid_api_key" if key else "authentication_required"
+    _audit(scope, ip, "auth_failed", ip or "unknown", {"path": path, "method": "WEBSOCKET", "reason": reason})
+    return False
+
+
+async def admit(scope, stream: str) -> Admission:
+    """Throttle, then auth (CONTRACT §3.1.1–2).
+
+    The throttle is cache work only: it runs in a thread of its own (``thread_sensitive=False``) rather than on the
+    single thread Channels keeps for database work, so handshakes do not queue behind each other there. What reads
+    or writes the database (auth, audit rows) runs through ``database_sync_to_async``, which closes connections."""
     ip = scope_client_ip(scope)
     path = scope.get("path", "")
-    if not websocket_attempt_allowed(ip):
+    if not await sync_to_async(websocket_attempt_allowed, thread_sensitive=False)(ip):
         details = {"path": path, "tier": "websocket"}
-        _audit(scope, ip, "rate_limit_exceeded", f"{ip or 'unknown'}:websocket", details)
+        await database_sync_to_async(_audit)(scope, ip, "rate_limit_exceeded", f"{ip or 'unknown'}:websocket", details)
         return Admission(RATE_LIMITED)
-    if settings.API_KEY_ENABLED:
-        key, _entry = offered_key(scope)
-        if not _authenticated(scope, key):
-            reason = "invalid_api_key" if key else "authentication_required"
-            _audit(scope, ip, "auth_failed", ip or "unknown", {"path": path, "method": "WEBSOCKET", "reason": reason})
-            return Admission(UNAUTHORIZED)
+    if settings.API_KEY_ENABLED and not await database_sync_to_async(_authorized)(scope, ip, path):
+        return Admission(UNAUTHORIZED)
     return Admission(ADMITTED)
 
 
@@ -173,7 +206,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self.closing = False
         self.dropped = 0
-        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=OUTBOX_CAPACITY)
+        self.outbox: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue(maxsize=OUTBOX_CAPACITY)
+        self.unsent_seqs: set[int] = set()  # data messages queued or being written: a resync does not repeat them
+        self.replayed_seqs: set[int] = set()  # the last resync's replays: a live copy arriving late is not repeated
         self.subscription = Subscription()
         self.last_seq = 0
         self.ping_interval = float(settings.WEBSOCKET_PING_INTERVAL_SECONDS)
@@ -181,7 +216,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.max_message_bytes = int(settings.WEBSOCKET_MAX_MESSAGE_BYTES)
         subprotocol = selected_subprotocol(self.scope)
         try:
-            admission = await database_sync_to_async(admit)(self.scope, self.stream)
+            admission = await admit(self.scope, self.stream)
         except Exception:
             logger.exception("WebSocket admission failed")
             await self.accept(subprotocol)
@@ -226,7 +261,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         await self.close(code=code, reason=reason)
 
     async def _send_json(self, message: dict) -> None:
-        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+        await self.send(text_data=_dumps(message))
 
     # --- server → client -----------------------------------------------------------------------------------
 
@@ -239,21 +274,34 @@ class StreamConsumer(AsyncWebsocketConsumer):
         seq = message.get("seq")
         if isinstance(seq, int) and seq > self.last_seq:
             self.last_seq = seq
-        if self.closing or not self.subscription.matches(message):
+        if self.closing or seq in self.replayed_seqs or not self.subscription.matches(message):
             return
-        text = event.get("text") or json.dumps(message, separators=(",", ":"))
+        self._queue(
+            seq if isinstance(seq, int) else None, event.get("text") or json.dumps(message, separators=(",", ":"))
+        )
+
+    def _queue(self, seq: int | None, text: str) -> bool:
+        """Put ``text`` in the outbox behind what is already there; False (dropped) when it is full."""
         try:
-            self.outbox.put_nowait(text)
+            self.outbox.put_nowait((seq, text))
         except asyncio.QueueFull:
             self.dropped += 1
             if self.dropped == 1:
                 logger.warning("A slow %s client is dropping messages (outbox full)", self.stream)
+            return False
+        if seq is not None:
+            self.unsent_seqs.add(seq)
+        return True
 
     async def _send_outbox(self) -> None:
         try:
             while True:
-                text = await self.outbox.get()
-                await self.send(text_data=text)
+                seq, text = await self.outbox.get()
+                try:
+                    await self.send(text_data=text)
+                finally:
+                    if seq is not None:
+                        self.unsent_seqs.discard(seq)
         except asyncio.CancelledError:
             raise
         except Exception:  # the socket is gone: the disconnect follows
@@ -309,15 +357,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
         # "pong": no reply; the frame already counted against the idle timeout.
 
     async def resync(self, last_seq: int) -> None:
-        """``resync_ack`` then every buffered message after ``last_seq`` that the subscription lets through."""
+        """``resync_ack`` then every buffered message after ``last_seq`` that the subscription lets through.
+
+        Both go through the outbox, behind the live messages already queued, and a message whose live copy is still
+        queued (or being written) is not replayed: the client gets each ``seq`` once, in order."""
         sequencer = realtime.sequencer_for()
         buffered = await sync_to_async(sequencer.buffered, thread_sensitive=False)(self.stream)
         newer, complete = buffered.since(last_seq)
-        replay = [message for message in newer if self.subscription.matches(message)]
+        replay = [m for m in newer if m["seq"] not in self.unsent_seqs and self.subscription.matches(m)]
         ack = {"last_seq": last_seq, "replayed": len(replay), "complete": complete}
-        await self._send_json({"type": "resync_ack", "data": ack})
+        self.replayed_seqs = {m["seq"] for m in replay}
+        self._queue(None, _dumps({"type": "resync_ack", "data": ack}))
         for message in replay:
-            await self._send_json({**message, "replay": True})
+            self._queue(None, _dumps({**message, "replay": True}))
 
 
 class EventsConsumer(StreamConsumer):
@@ -332,13 +384,15 @@ class SystemConsumer(StreamConsumer):
     stream = "system"
 
     async def after_connected(self, current_seq: int) -> None:
-        from system.status import system_status_recent
+        from system.status import gpu_reading_refresh, system_status_recent
 
         try:
+            # nvidia-smi (up to 2 s) in a thread of its own, then the database part on Channels' database thread
+            await sync_to_async(gpu_reading_refresh, thread_sensitive=False)()
             snapshot = await database_sync_to_async(system_status_recent)()
-        except Exception:
+        except Exception:  # the client still learns the state of the system: unhealthy, nothing else known
             logger.warning("Could not build the system.status snapshot", exc_info=True)
-            return
+            snapshot = UNHEALTHY_SNAPSHOT
         message = {
             "type": "system.status",
             "seq": current_seq,

@@ -10,6 +10,7 @@ SUPPORTED_TYPES = ("ping", "pong", "subscribe", "unsubscribe", "resync")
 PATTERN = re.compile(r"\*|[a-z_]+\.(\*|[a-z_]+)")
 MAX_TYPE_LENGTH = 50
 MAX_PATTERNS = 50
+MAX_PATTERN_LENGTH = 100
 MAX_CAMERA_IDS = 100
 MAX_CAMERA_ID_LENGTH = 64
 RAW_PREVIEW_CHARS = 100
@@ -91,9 +92,12 @@ def _patterns(message_type: str, data: dict, *, minimum: int) -> list[str]:
         text = f"Must hold {minimum} to {MAX_PATTERNS} patterns."
         raise _invalid_data(message_type, [_field_error("events", text)])
     errors = [
-        _field_error(f"events.{index}", "Must be *, <domain>.* or <domain>.<name> (lowercase letters and _).")
+        _field_error(
+            f"events.{index}",
+            f"Must be *, <domain>.* or <domain>.<name> (lowercase letters and _, at most {MAX_PATTERN_LENGTH}).",
+        )
         for index, pattern in enumerate(value)
-        if not isinstance(pattern, str) or not PATTERN.fullmatch(pattern)
+        if not isinstance(pattern, str) or len(pattern) > MAX_PATTERN_LENGTH or not PATTERN.fullmatch(pattern)
     ]
     if errors:
         raise _invalid_data(message_type, errors)
@@ -152,9 +156,15 @@ class Subscription:
         """Apply a ``subscribe`` (validated in full before anything changes); returns the ``subscribed`` data."""
         patterns = _patterns("subscribe", data, minimum=1) if "events" in data else None
         camera_ids = _camera_ids("subscribe", data) if "camera_ids" in data else None
+        merged = None
         if patterns is not None:
             current = [] if self.events == [ALL] else self.events
-            self.events = list(dict.fromkeys([*current, *patterns]))
+            merged = list(dict.fromkeys([*current, *patterns]))
+            if len(merged) > MAX_PATTERNS:  # the list a connection holds, not only one message, is 1–50 (§3.5)
+                text = f"Would hold {len(merged)} patterns; a subscription holds at most {MAX_PATTERNS}."
+                raise _invalid_data("subscribe", [_field_error("events", text)])
+        if merged is not None:
+            self.events = merged
         if camera_ids is not None:
             self.camera_ids = camera_ids
         return self.as_data()

@@ -72,7 +72,7 @@ def test_since_reports_whether_the_buffer_still_reaches_the_next_seq():
     assert buffered.since(2) == (messages, False)
     assert buffered.since(5) == (messages[2:], True)
     assert buffered.since(6) == ([], True)
-    assert buffered.since(9) == ([], True)
+    assert buffered.since(9) == ([], False)  # a seq the stream never reached: its counter was reset
     assert Buffered(6, []).since(2) == ([], False)
     assert Buffered(0, []).since(0) == ([], True)
 
@@ -86,3 +86,12 @@ def test_message_parts_put_the_seq_between_head_and_tail():
         "timestamp": "2026-12-04T10:00:00Z",
         "data": {"utilization": 0.5},
     }
+
+
+def test_a_last_seq_beyond_the_counter_after_a_reset_is_incomplete():
+    sequencer = LocalSequencer()  # a restarted all-in-one process: the counter starts again at 0
+    sequencer.publish("events", "event.created", "t", {"n": 1})
+
+    newer, complete = sequencer.buffered("events").since(250)
+
+    assert newer == [] and complete is False

@@ -86,3 +86,38 @@ def test_several_format_errors_are_reported_together():
 @pytest.mark.parametrize(("rate", "parsed"), [("10/min", (10, 60)), ("5/s", (5, 1)), ("100/hour", (100, 3600))])
 def test_throttle_rates_parse_like_the_rest_tiers(rate, parsed):
     assert parse_rate(rate) == parsed
+
+
+def test_repeated_subscribes_cannot_grow_the_list_past_fifty_patterns():
+    subscription = Subscription()
+    subscription.subscribe({"events": [f"domain_{chr(97 + n // 26)}{chr(97 + n % 26)}.*" for n in range(30)]})
+    subscription.subscribe({"events": [f"domain_{chr(97 + n // 26)}{chr(97 + n % 26)}.*" for n in range(20, 50)]})
+
+    with pytest.raises(ProtocolError) as raised:
+        subscription.subscribe({"events": ["alert.created"]})
+
+    assert raised.value.code == "validation_error"
+    assert raised.value.details["validation_errors"][0]["field"] == "events"
+    assert len(subscription.events) == 50  # unchanged by the refused subscribe
+
+
+def test_patterns_already_subscribed_do_not_count_twice_against_the_limit():
+    subscription = Subscription()
+    patterns = [f"domain_{chr(97 + n // 26)}{chr(97 + n % 26)}.*" for n in range(50)]
+    subscription.subscribe({"events": patterns})
+
+    reply = subscription.subscribe({"events": patterns[:10]})
+
+    assert reply["events"] == patterns
+
+
+def test_a_pattern_longer_than_one_hundred_characters_is_refused():
+    subscription = Subscription()
+
+    with pytest.raises(ProtocolError) as raised:
+        subscription.subscribe({"events": ["a" * 99 + ".*"]})
+    accepted = subscription.subscribe({"events": ["a" * 98 + ".*"]})
+
+    assert raised.value.code == "validation_error"
+    assert raised.value.details["validation_errors"][0]["field"] == "events.0"
+    assert accepted["events"] == ["a" * 98 + ".*"]

@@ -125,12 +125,20 @@ def test_a_refused_subscribe_changes_nothing():
     assert replies[1] == {"type": "subscribed", "data": {"events": ["*"], "camera_ids": []}}
 
 
-def test_a_message_over_the_size_limit_closes_1009(settings):
+def frame_of(size: int) -> str:
+    """A JSON ``ping`` of exactly ``size`` UTF-8 bytes (a two-byte ``é`` first, so the count is of bytes)."""
+    frame = json.dumps({"type": "ping", "data": {"pad": "é"}}, ensure_ascii=False)
+    frame = frame.replace('"é"', '"é' + "x" * (size - len(frame.encode())) + '"')
+    assert len(frame.encode()) == size
+    return frame
+
+
+def test_a_message_one_byte_over_the_size_limit_closes_1009(settings):
     settings.WEBSOCKET_MAX_MESSAGE_BYTES = 1024
 
     async def scenario():
         communicator, _hello = await connected()
-        await communicator.send_to(text_data=json.dumps({"type": "ping", "data": {"pad": "x" * 1024}}))
+        await communicator.send_to(text_data=frame_of(1025))
         closing = await close_frame(communicator)
         await communicator.disconnect()
         return closing
@@ -138,13 +146,10 @@ def test_a_message_over_the_size_limit_closes_1009(settings):
     assert run(scenario) == {"type": "websocket.close", "code": 1009, "reason": "message too big"}
 
 
-def test_a_message_at_the_size_limit_is_read(settings):
+def test_a_message_exactly_at_the_size_limit_is_read(settings):
     settings.WEBSOCKET_MAX_MESSAGE_BYTES = 1024
-    frame = json.dumps({"type": "ping", "data": {"pad": ""}})
-    frame = frame.replace('""', '"' + "é" * ((1024 - len(frame.encode())) // 2) + '"')
-    assert len(frame.encode()) <= 1024
 
-    assert exchange(frame) == [{"type": "pong"}]
+    assert exchange(frame_of(1024)) == [{"type": "pong"}]
 
 
 def test_the_server_pings_with_the_last_seq_at_the_configured_interval(fast_heartbeat):

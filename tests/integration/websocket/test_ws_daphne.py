@@ -8,8 +8,10 @@ Daphne lacks the ASGI denial-response extension and cannot send close codes othe
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
+import socket
 import uuid
 
 import httpx
@@ -45,7 +47,9 @@ def web(transactional_db, settings, tmp_path):
         },
     )
     try:
-        yield install.web()
+        web = install.web()
+        web.key_prefix = install.key_prefix
+        yield web
     finally:
         install.stop_all()
         install.delete_redis_keys()
@@ -136,3 +140,72 @@ def test_a_camera_created_over_rest_reaches_a_socket_of_the_same_daphne_with_hsi
     assert hello["type"] == "connected" and status == 201
     assert message["data"] == {"camera_id": "porch", "name": "Porch"}
     assert message["seq"] == hello["data"]["last_seq"] + 1
+
+
+def raw_socket_that_never_reads(web, path: str, forwarded_for: str) -> socket.socket:
+    """A WebSocket handshake over a raw socket with a tiny receive buffer, then no reading (bench/ws_fanout.py)."""
+    host, port = web.base_url.removeprefix("http://").split(":")
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect((host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nX-Forwarded-For: {forwarded_for}\r\n\r\n"
+        ).encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += raw.recv(1)
+    assert b" 101 " in response.split(b"\r\n")[0], response[:80]
+    return raw
+
+
+def bytes_until_quiet(raw: socket.socket) -> int:
+    raw.settimeout(1.0)
+    total = 0
+    try:
+        while chunk := raw.recv(1 << 20):
+            total += len(chunk)
+    except TimeoutError:
+        pass
+    return total
+
+
+def test_daphne_drops_messages_for_a_peer_that_stops_reading_instead_of_buffering_them(web, settings):
+    from hsi.realtime import send_now
+    from hsi.ws_handshake import SEND_BUFFER_LIMIT_BYTES
+
+    # This process publishes into the deployment's channel layer and sequence counter.
+    prefix = web.key_prefix
+    settings.HSI_KEY_PREFIX = prefix
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [settings.REDIS_URL], "prefix": f"{prefix}:asgi", "capacity": 1000, "expiry": 60},
+        }
+    }
+    pad = "x" * 64 * 1024
+    count = 3 * SEND_BUFFER_LIMIT_BYTES // len(pad)  # 24 MiB for a peer that takes none of it
+
+    async def scenario():
+        stalled = raw_socket_that_never_reads(web, f"/ws/events?api_key={API_KEY}", "192.0.2.20")
+        url = ws_url(web, "/ws/events")
+        async with connect(url, subprotocols=[f"api-key.{API_KEY}"], additional_headers=as_client("192.0.2.21")) as ok:
+            await ok.recv()  # connected
+            await ok.send(json.dumps({"type": "subscribe", "data": {"events": ["test.marker"]}}))
+            await ok.recv()  # subscribed
+            for n in range(count):
+                await asyncio.to_thread(send_now, "events", "test.bulk", {"n": n, "pad": pad})
+            await asyncio.to_thread(send_now, "events", "test.marker", {})
+            while json.loads(await asyncio.wait_for(ok.recv(), 10))["type"] != "test.marker":
+                pass
+        await asyncio.sleep(0.5)  # the stalled socket's sender writes what its outbox still holds
+        return await asyncio.to_thread(bytes_until_quiet, stalled)
+
+    held = asyncio.run(scenario())
+
+    published = count * len(pad)
+    # What the peer finally reads is what daphne held (≤ the limit and one message) plus the kernel's buffers.
+    assert held < published // 2

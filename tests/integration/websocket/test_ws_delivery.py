@@ -110,15 +110,22 @@ def test_the_streams_count_separately():
     assert nothing_else
 
 
-def test_the_connected_message_and_pings_carry_the_streams_last_seq(settings):
+def test_the_connected_message_and_pings_carry_the_streams_last_seq(fast_heartbeat):
+    fast_heartbeat.WEBSOCKET_IDLE_TIMEOUT_SECONDS = 5
     publish(("event.created", {"id": 1}), ("event.created", {"id": 2}))
 
     async def scenario():
         communicator, hello = await connected()
+        await subscribe(communicator, events=["alert.*"])  # the next message is not delivered, only counted
+        await apublish(("event.created", {"id": 3}))
+        ping = await receive_until(communicator, lambda m: m["type"] == "ping" and m["data"]["last_seq"] == 3)
         await communicator.disconnect()
-        return hello
+        return hello, ping
 
-    assert run(scenario)["data"]["last_seq"] == 2
+    hello, ping = run(scenario)
+
+    assert hello["data"]["last_seq"] == 2
+    assert ping == {"type": "ping", "data": {"last_seq": 3}}
 
 
 def test_subscribe_replaces_the_default_then_adds_and_filters_by_type():

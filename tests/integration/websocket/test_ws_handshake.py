@@ -132,6 +132,21 @@ def test_the_throttle_uses_the_forwarded_address_only_behind_a_trusted_proxy(set
     ]
 
 
+def test_the_throttle_ignores_the_forwarded_address_from_an_untrusted_peer(settings):
+    settings.THROTTLE_WEBSOCKET_RATE = "1/min"
+
+    async def attempt(forwarded):
+        headers = [(b"x-forwarded-for", forwarded.encode())]
+        communicator = ws_client("/ws/events", client_ip="198.51.100.40", headers=headers)
+        await communicator.connect()
+        first = await communicator.receive_output()
+        await communicator.disconnect()
+        return first["type"]
+
+    # Each attempt claims another address; the peer is not a proxy, so they all count against 198.51.100.40.
+    assert [run(attempt, ip) for ip in ("192.0.2.1", "192.0.2.2")] == ["websocket.send", "websocket.close"]
+
+
 def test_throttling_can_be_switched_off(settings):
     settings.THROTTLE_ENABLED = False
     settings.THROTTLE_WEBSOCKET_RATE = "1/min"
@@ -223,6 +238,19 @@ def test_hsi_v1_is_selected_when_offered_even_with_the_key_as_subprotocol(keys_o
     assert accepted and subprotocol == "hsi.v1" and hello["type"] == "connected"
 
 
+def test_with_the_key_in_the_query_the_offered_key_subprotocol_is_still_selected(keys_on):
+    async def scenario():
+        communicator = ws_client(f"/ws/events?api_key={keys_on}", subprotocols=["api-key.ignored-entry"])
+        accepted, subprotocol = await communicator.connect()
+        hello = await receive_json(communicator)
+        await communicator.disconnect()
+        return accepted, subprotocol, hello
+
+    accepted, subprotocol, hello = run(scenario)
+
+    assert accepted and subprotocol == "api-key.ignored-entry" and hello["type"] == "connected"
+
+
 def test_without_keys_enabled_hsi_v1_is_selected_and_no_subprotocol_otherwise():
     async def scenario(subprotocols):
         communicator = ws_client("/ws/events", subprotocols=subprotocols)
@@ -260,3 +288,44 @@ def test_a_non_staff_session_does_not_authenticate(keys_on, client, django_user_
         return closing
 
     assert run(scenario)["code"] == 1008
+
+
+def staff_cookie(client, django_user_model) -> bytes:
+    staff = django_user_model.objects.create_user("operator", password="pw", is_staff=True)
+    client.force_login(staff)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def test_with_a_wildcard_cors_origin_a_session_from_a_foreign_site_does_not_authenticate(
+    keys_on, settings, client, django_user_model
+):
+    settings.CORS_ALLOW_ALL_ORIGINS = True
+    cookie = staff_cookie(client, django_user_model)
+
+    async def scenario():
+        communicator = ws_client("/ws/events", origin="https://evil.example", headers=[(b"cookie", cookie)])
+        accepted, _ = await communicator.connect()
+        closing = await close_frame(communicator)
+        await communicator.disconnect()
+        return accepted, closing
+
+    accepted, closing = run(scenario)
+
+    assert accepted is True  # the wildcard lets the handshake through ...
+    assert closing == {"type": "websocket.close", "code": 1008, "reason": "unauthorized"}  # ... not the cookie
+
+
+def test_with_a_wildcard_cors_origin_a_key_and_a_listed_origins_session_still_authenticate(
+    keys_on, settings, client, django_user_model
+):
+    settings.CORS_ALLOW_ALL_ORIGINS = True
+    cookie = staff_cookie(client, django_user_model)
+
+    async def scenario():
+        with_key, _ = await connected(f"/ws/events?api_key={keys_on}", origin="https://evil.example")
+        await with_key.disconnect()
+        listed, hello = await connected("/ws/events", origin=ALLOWED_ORIGIN, headers=[(b"cookie", cookie)])
+        await listed.disconnect()
+        return hello
+
+    assert run(scenario)["type"] == "connected"

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.django_db
 class Connection:
     """One ASGI WebSocket connection; with ``stall_after`` its n-th and later sends never complete."""
 
-    def __init__(self, stall_after: int | None = None):
+    def __init__(self, stall_after: int | None = None, *, gate: asyncio.Event | None = None):
         self.inbox: asyncio.Queue = asyncio.Queue()
+        self.gate = gate  # while cleared, sends wait (a peer that is slow for a while)
         self.sent: list[dict] = []
         self.stall_after = stall_after
         self.stalled = asyncio.Event()
@@ -33,6 +34,8 @@ class Connection:
         if self.stall_after is not None and len(self.sent) >= self.stall_after:
             self.stalled.set()
             await asyncio.Event().wait()  # never returns
+        if self.gate is not None:
+            await self.gate.wait()
         self.sent.append(message)
 
     def texts(self) -> list[dict]:
@@ -91,3 +94,34 @@ def test_a_connection_that_cannot_keep_up_loses_the_newest_messages_not_the_othe
 
     assert len([m for m in healthy.texts() if m["type"] == "event.created"]) == 30
     assert "A slow events client is dropping messages (outbox full)" in caplog.text
+
+
+def test_a_resync_while_live_messages_wait_for_the_socket_delivers_each_seq_once_in_order():
+    async def scenario():
+        gate = asyncio.Event()
+        gate.set()
+        client = Connection(gate=gate)
+        await client.open()
+        gate.clear()  # the socket stops taking data for a while
+        await sync_to_async(lambda: [send_now("events", "event.created", {"n": n}) for n in range(1, 4)])()
+        await asyncio.sleep(0.05)  # the three live copies are queued (one of them being written)
+        await client.inbox.put({"type": "websocket.receive", "text": '{"type":"resync","data":{"last_seq":0}}'})
+        await asyncio.sleep(0.05)
+        gate.set()
+        async with asyncio.timeout(3):
+            while not any(m["type"] == "resync_ack" for m in client.texts()):
+                await asyncio.sleep(0.01)
+        await sync_to_async(send_now)("events", "event.created", {"n": 4})
+        async with asyncio.timeout(3):
+            while not any(m.get("seq") == 4 for m in client.texts()):
+                await asyncio.sleep(0.01)
+        await client.close()
+        return client.texts()
+
+    texts = run(scenario)
+
+    data = [m for m in texts if "seq" in m]
+    assert [m["seq"] for m in data] == [1, 2, 3, 4]
+    ack = next(m for m in texts if m["type"] == "resync_ack")
+    assert ack["data"] == {"last_seq": 0, "replayed": 0, "complete": True}
+    assert [m.get("seq") for m in texts if m["type"] != "connected"][:4] == [1, 2, 3, None]  # ack after them

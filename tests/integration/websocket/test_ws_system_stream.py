@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 from asgiref.sync import sync_to_async
 
 from cameras.models import CameraStatus
 from hsi.resilience import breaker
-from hsi.schedule import periodic_jobs
+from hsi.schedule import beat_schedule
 from pipeline.models import BatchStatus
 from system.tasks import broadcast_status
 from tests.factories import BatchFactory, CameraFactory, FailedJobFactory
@@ -81,7 +84,73 @@ def test_the_periodic_job_broadcasts_a_status_to_system_clients(settings):
     assert periodic["data"]["health"] == "healthy"
 
 
-def test_the_periodic_job_is_scheduled_every_status_interval(settings):
-    jobs = {job.task: job for job in periodic_jobs()}
+def test_the_periodic_job_is_scheduled_every_status_interval_and_runs_the_broadcast_task(settings):
+    from hsi.celery import app
 
-    assert jobs["system.broadcast_status"].every == settings.SYSTEM_STATUS_INTERVAL_SECONDS
+    entry = beat_schedule()["system.broadcast_status"]
+    task = app.tasks[entry["task"]]
+
+    async def scenario():
+        communicator, _hello = await connected("/ws/system")
+        first = await receive_until(communicator, lambda m: m["type"] == "system.status")
+        await sync_to_async(task.apply)()  # what beat (or the ticker) runs
+        periodic = await receive_until(communicator, lambda m: m["type"] == "system.status")
+        await communicator.disconnect()
+        return first, periodic
+
+    first, periodic = run(scenario)
+
+    assert entry["task"] == "system.broadcast_status"
+    assert entry["schedule"].total_seconds() == settings.SYSTEM_STATUS_INTERVAL_SECONDS == 5
+    assert task.run is broadcast_status.run
+    assert periodic["seq"] == first["seq"] + 1
+
+
+def test_without_a_snapshot_the_client_is_told_the_system_is_unhealthy(settings):
+    del settings.DETECTOR_BACKEND  # a broken configuration: building system.status raises
+
+    _hello, status = snapshot_on_connect()
+
+    assert status["data"] == {
+        "health": "unhealthy",
+        "cameras": None,
+        "queue": None,
+        "gpu": None,
+        "detector": None,
+        "llm": None,
+        "uptime_seconds": None,
+    }
+
+
+@pytest.fixture
+def slow_nvidia_smi(settings, tmp_path, monkeypatch):
+    """An ``nvidia-smi`` on PATH that takes 1.5 s to answer (a busy GPU driver); its start leaves a marker file."""
+    started = tmp_path / "nvidia-smi-started"
+    binary = tmp_path / "bin" / "nvidia-smi"
+    binary.parent.mkdir()
+    binary.write_text(f"#!/bin/sh\ntouch {started}\nsleep 1.5\necho 'Fake GPU, 40, 1000, 8000, 55'\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{binary.parent}:{__import__('os').environ['PATH']}")
+    settings.GPU_MONITOR_ENABLED = "true"
+    return started
+
+
+def test_a_slow_gpu_reading_for_one_snapshot_does_not_hold_up_other_handshakes(slow_nvidia_smi):
+    async def scenario():
+        system = asyncio.create_task(connected("/ws/system"))
+        async with asyncio.timeout(3):
+            while not slow_nvidia_smi.exists():
+                await asyncio.sleep(0.01)
+        started = time.monotonic()
+        events, _hello = await connected("/ws/events")
+        events_took = time.monotonic() - started
+        system_client, _ = await system
+        status = await receive_until(system_client, lambda m: m["type"] == "system.status", timeout=5)
+        for client in (events, system_client):
+            await client.disconnect()
+        return events_took, status
+
+    events_took, status = run(scenario)
+
+    assert events_took < 0.7  # not behind the 1.5 s nvidia-smi
+    assert status["data"]["gpu"]["gpu_name"] == "Fake GPU"
