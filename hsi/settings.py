@@ -376,6 +376,7 @@ PERIODIC_JOBS = {
     "cameras.check_silence": {"every": SILENCE_CHECK_INTERVAL_SECONDS},
     "system.heartbeat": {"every": 15},
     "system.broadcast_status": {"every": SYSTEM_STATUS_INTERVAL_SECONDS},
+    "system.poll_gpu": {"every": GPU_POLL_INTERVAL_SECONDS},
     "alerts.sweep_deliveries": {"every": 10},
     "events.update_baselines": {"minute": 5},
 }

@@ -9,40 +9,41 @@ dlq}, gpu{...} | null, detector{backend, circuit_state}, llm{backend, circuit_st
 - ``queue``: broker queue depths (Redis ``LLEN`` of the Celery queues, priority sub-queues included); 0 in eager
   mode, where tasks never wait in a broker. ``open_batches`` and ``dlq`` come from the database.
 - ``gpu``: the first GPU as ``nvidia-smi`` reports it (cached for ``GPU_CACHE_SECONDS``), ``null`` without the
-  binary or with ``GPU_MONITOR_ENABLED=false``; ``inference_fps`` from the latest stored GPU sample of the last
-  minute, else null.
+  binary or with ``GPU_MONITOR_ENABLED=false``; ``inference_fps`` = detector calls in the last minute / 60
+  (``system.gpu``).
 - ``uptime_seconds``: of this process (counted from when this module was first imported).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import logging
 import os
-import shutil
-import subprocess
 import threading
 import time
 
 from django.conf import settings
 from django.db.models import Count
-from django.utils import timezone
+
+from system.gpu import inference_fps, nvidia_smi_readings
 
 logger = logging.getLogger("hsi.system.status")
 
 PROCESS_STARTED = time.monotonic()
 GPU_CACHE_SECONDS = 10.0
 SNAPSHOT_CACHE_SECONDS = 2.0
-NVIDIA_SMI_TIMEOUT_SECONDS = 2.0
 BROKER_QUEUES = ("detection", "analysis", "notifications")
 # kombu's Redis transport keeps priorities 3, 6 and 9 in sub-queues named ``<queue>\x06\x16<priority>``.
 KOMBU_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 CAMERA_STATUSES = ("online", "offline", "error", "unknown")
+SERVICE_STATUS_CACHE_KEY = "hsi:ws:service_status"
+SERVICE_STATUS_TTL_SECONDS = 24 * 3600
 
 _lock = threading.Lock()
 _gpu_cache: tuple[float, dict | None] | None = None
 _snapshot_cache: tuple[float, dict] | None = None
 _redis_clients: dict[tuple[int, str], object] = {}
+_last_service_status: dict[str, str] = {}
 
 
 def _redis(url: str):
@@ -88,43 +89,18 @@ def _database_counts() -> tuple[dict, int, int]:
     return cameras, open_batches, dlq
 
 
-def _parse_number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
 def nvidia_smi_first_gpu() -> dict | None:
     """``{gpu_name, utilization, memory_used, memory_total, temperature}`` of GPU 0, or None (no binary, error)."""
-    binary = shutil.which("nvidia-smi")
-    if binary is None:
+    readings = nvidia_smi_readings()
+    if not readings:
         return None
-    query = "name,utilization.gpu,memory.used,memory.total,temperature.gpu"
-    try:
-        completed = subprocess.run(
-            [binary, f"--query-gpu={query}", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=NVIDIA_SMI_TIMEOUT_SECONDS,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        logger.info("nvidia-smi did not answer", exc_info=True)
-        return None
-    lines = [line for line in completed.stdout.splitlines() if line.strip()]
-    if not lines:
-        return None
-    fields = [part.strip() for part in lines[0].split(",")]
-    if len(fields) < 5:
-        return None
-    memory_used, memory_total = _parse_number(fields[2]), _parse_number(fields[3])
+    first = readings[0]
     return {
-        "gpu_name": fields[0],
-        "utilization": _parse_number(fields[1]),
-        "memory_used": int(memory_used) if memory_used is not None else None,
-        "memory_total": int(memory_total) if memory_total is not None else None,
-        "temperature": _parse_number(fields[4]),
+        "gpu_name": first.name,
+        "utilization": first.utilization,
+        "memory_used": first.memory_used,
+        "memory_total": first.memory_total,
+        "temperature": first.temperature,
     }
 
 
@@ -149,15 +125,7 @@ def _gpu() -> dict | None:
     gpu = gpu_reading_refresh()
     if gpu is None:
         return None
-    return {**gpu, "inference_fps": _recent_inference_fps()}
-
-
-def _recent_inference_fps() -> float | None:
-    from system.models import GPUStat
-
-    since = timezone.now() - dt.timedelta(minutes=1)
-    row = GPUStat.objects.filter(recorded_at__gte=since).order_by("-recorded_at", "-id").values("inference_fps").first()
-    return row["inference_fps"] if row else None
+    return {**gpu, "inference_fps": inference_fps()}
 
 
 def _backends() -> tuple[dict, dict]:
@@ -237,19 +205,53 @@ def system_status_recent(max_age: float = SNAPSHOT_CACHE_SECONDS) -> dict:
 
 
 def status_caches_clear() -> None:
-    """Forget the cached snapshot and GPU reading (tests; a process that wants fresh figures at once)."""
+    """Forget the cached snapshot, GPU reading and last health statuses (tests; a process that wants fresh figures
+    at once)."""
     global _snapshot_cache, _gpu_cache
     with _lock:
         _snapshot_cache = _gpu_cache = None
+        _last_service_status.clear()
 
 
 def system_status_publish() -> dict:
-    """Broadcast a fresh snapshot to every ``/ws/system`` client (the periodic ``system.broadcast_status``)."""
+    """Broadcast a fresh snapshot to every ``/ws/system`` client (the periodic ``system.broadcast_status``), after
+    a ``system.service_status`` for each health check that changed since the previous run."""
     from hsi.realtime import send_now
 
     global _snapshot_cache
     snapshot = system_status()
     with _lock:
         _snapshot_cache = (time.monotonic(), snapshot)
+    checks = {"database": snapshot["health"] != "unhealthy", "redis": _redis_answers()}
+    for change in service_status_changes({name: "healthy" if ok else "unhealthy" for name, ok in checks.items()}):
+        send_now("system", "system.service_status", change)
     send_now("system", "system.status", snapshot)
     return snapshot
+
+
+def service_status_changes(current: dict[str, str]) -> list[dict]:
+    """The ``system.service_status`` data for each service whose status differs from the one recorded by the
+    previous call (none on the first), and record ``current``. Kept in the cache, so whichever worker runs the
+    periodic job compares with the last run anywhere; in this process while the cache (Redis) is down."""
+    from django.core.cache import cache
+
+    try:
+        previous = cache.get(SERVICE_STATUS_CACHE_KEY)
+    except Exception:  # noqa: BLE001 - Redis is down: that is one of the changes to report
+        previous = None
+    if previous is None:
+        previous = dict(_last_service_status)
+    changes = [
+        {
+            "service": service,
+            "status": status,
+            "previous_status": previous[service],
+            "message": f"health check {previous[service]} -> {status}",
+        }
+        for service, status in current.items()
+        if previous.get(service) not in (None, status)
+    ]
+    _last_service_status.update(current)
+    with contextlib.suppress(Exception):  # Redis down: this process remembers
+        cache.set(SERVICE_STATUS_CACHE_KEY, dict(current), SERVICE_STATUS_TTL_SECONDS)
+    return changes

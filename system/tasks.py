@@ -62,3 +62,11 @@ def broadcast_status() -> dict:
     from system.status import system_status_publish
 
     return system_status_publish()
+
+
+@shared_task(name="system.poll_gpu", ignore_result=True)
+def poll_gpu() -> list[int]:
+    """Every ``GPU_POLL_INTERVAL_SECONDS``: one GPUStat per GPU of this host, each broadcast as ``gpu.stats``."""
+    from system.gpu import gpu_poll
+
+    return gpu_poll()

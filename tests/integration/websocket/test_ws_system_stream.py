@@ -128,7 +128,7 @@ def slow_nvidia_smi(settings, tmp_path, monkeypatch):
     started = tmp_path / "nvidia-smi-started"
     binary = tmp_path / "bin" / "nvidia-smi"
     binary.parent.mkdir()
-    binary.write_text(f"#!/bin/sh\ntouch {started}\nsleep 1.5\necho 'Fake GPU, 40, 1000, 8000, 55'\n")
+    binary.write_text(f"#!/bin/sh\ntouch {started}\nsleep 1.5\necho '0, Fake GPU, 40, 1000, 8000, 55, 30'\n")
     binary.chmod(0o755)
     monkeypatch.setenv("PATH", f"{binary.parent}:{__import__('os').environ['PATH']}")
     settings.GPU_MONITOR_ENABLED = "true"
