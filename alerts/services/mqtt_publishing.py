@@ -92,27 +92,27 @@ def mqtt_publish_camera_status(camera_id: str, status: str) -> int:
 
 def mqtt_publish_discovery(camera_id: str | None = None) -> int:
     """Refresh discovery configs on every enabled MQTT channel with ``discovery`` (camera created or renamed)."""
-    published = 0
-    for channel in _enabled_mqtt_channels():
-        topics = mqtt.ChannelTopics.of(channel)
-        if not topics.broker_url or not topics.discovery:
-            continue
-        register_discovery(channel, topics)
-        published += 1
-    return published
+    return len(_discovery_channels_registered())
 
 
 def mqtt_remove_discovery(camera_id: str) -> int:
     """Empty retained payloads on a deleted camera's discovery topics, and drop it from the connect-time configs."""
     published = 0
-    for channel in _enabled_mqtt_channels():
-        topics = mqtt.ChannelTopics.of(channel)
-        if not topics.broker_url or not topics.discovery:
-            continue
-        register_discovery(channel, topics)
+    for channel, topics in _discovery_channels_registered():
         removal = mqtt.discovery_removal_messages(topics, camera_id)
         published += _publish(channel, removal, "discovery removal", register=False)
     return published
+
+
+def _discovery_channels_registered() -> list[tuple[NotificationChannel, mqtt.ChannelTopics]]:
+    """Every enabled MQTT channel with a broker and ``discovery``, its discovery configs (re)registered."""
+    registered = []
+    for channel in _enabled_mqtt_channels():
+        topics = mqtt.ChannelTopics.of(channel)
+        if topics.broker_url and topics.discovery:
+            register_discovery(channel, topics)
+            registered.append((channel, topics))
+    return registered
 
 
 # --- signal receivers (connected in ``AlertsConfig.ready``) -------------------------------------------------------
