@@ -128,9 +128,12 @@ def test_resync_replays_what_a_client_missed_while_away(live_stack):
     assert set(LIVE_TYPES) <= missed
 
 
-def test_a_client_without_a_valid_key_is_closed_with_1008_before_any_message(live_stack):
-    stack, _drops, _key = live_stack
+def test_no_key_is_closed_with_1008_before_any_message_a_foreign_origin_is_refused_a_key_subprotocol_accepted(
+    live_stack,
+):
+    stack, _drops, key = live_stack
 
+    # A connection without a valid key hears nothing: it is closed with 1008
     for url in (
         ws_url(stack.web.base_url, "/ws/events"),
         ws_url(stack.web.base_url, "/ws/system", api_key="not-a-key"),
@@ -139,15 +142,12 @@ def test_a_client_without_a_valid_key_is_closed_with_1008_before_any_message(liv
             socket.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008, url
 
-
-def test_a_handshake_from_a_foreign_origin_is_refused_and_a_key_as_subprotocol_is_accepted(live_stack):
-    stack, _drops, key = live_stack
-    url = ws_url(stack.web.base_url, "/ws/events", api_key=key)
-
+    # A handshake from a foreign origin is refused with 403, even with a valid key
     with pytest.raises(InvalidStatus) as refused:
-        connect(url, origin="http://evil.example", open_timeout=10)
+        connect(ws_url(stack.web.base_url, "/ws/events", api_key=key), origin="http://evil.example", open_timeout=10)
     assert refused.value.response.status_code == 403
 
+    # A key offered as a subprotocol is accepted and selected; /ws/system then sends its snapshot
     with connect(ws_url(stack.web.base_url, "/ws/system"), subprotocols=[f"api-key.{key}"], open_timeout=10) as socket:
         assert socket.subprotocol == f"api-key.{key}"
         types = [json.loads(socket.recv(timeout=10))["type"] for _ in range(2)]
