@@ -275,25 +275,13 @@ def process_cpu_seconds(pid: int) -> float | None:
 
 def stalled_client(url: str) -> socket.socket:
     """A raw socket that completes the WebSocket handshake on ``/ws/events`` and then never reads."""
-    import base64
+    from tests.fakes.stalled_peer import stalled_websocket
 
     host, port = url.removeprefix("ws://").split(":")
-    raw = socket.socket()
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    raw.connect((host, int(port)))
-    key = base64.b64encode(os.urandom(16)).decode()
-    raw.sendall(
-        (
-            f"GET /ws/events HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    response = b""
-    while b"\r\n\r\n" not in response:
-        response += raw.recv(1)
-    if b" 101 " not in response.split(b"\r\n")[0]:
-        raise SystemExit(f"the stalled client's handshake failed: {response[:80]!r}")
-    return raw  # never read again
+    try:
+        return stalled_websocket(host, int(port), "/ws/events")
+    except ConnectionError as refused:
+        raise SystemExit(f"the stalled client's {refused}") from None
 
 
 def stalled_backlog(raw: socket.socket) -> tuple[int, int]:
@@ -302,15 +290,10 @@ def stalled_backlog(raw: socket.socket) -> tuple[int, int]:
     import fcntl
     import termios
 
+    from tests.fakes.stalled_peer import read_until_quiet
+
     queued = int.from_bytes(fcntl.ioctl(raw.fileno(), termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
-    raw.settimeout(1.0)
-    total = 0
-    try:
-        while chunk := raw.recv(1 << 20):
-            total += len(chunk)
-    except TimeoutError:
-        pass
-    return queued, total
+    return queued, read_until_quiet(raw)
 
 
 def publish_bulk(count: int, size: int) -> int:

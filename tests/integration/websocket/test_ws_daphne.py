@@ -8,7 +8,6 @@ Daphne lacks the ASGI denial-response extension and cannot send close codes othe
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import socket
@@ -20,6 +19,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e.processes import Deployment, database_url
+from tests.fakes.stalled_peer import read_until_quiet, stalled_websocket
 
 API_KEY = "hsi_daphne_ws_key_0123456789abcdef"
 
@@ -143,34 +143,8 @@ def test_a_camera_created_over_rest_reaches_a_socket_of_the_same_daphne_with_hsi
 
 
 def raw_socket_that_never_reads(web, path: str, forwarded_for: str) -> socket.socket:
-    """A WebSocket handshake over a raw socket with a tiny receive buffer, then no reading (bench/ws_fanout.py)."""
     host, port = web.base_url.removeprefix("http://").split(":")
-    raw = socket.socket()
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    raw.connect((host, int(port)))
-    key = base64.b64encode(os.urandom(16)).decode()
-    raw.sendall(
-        (
-            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nX-Forwarded-For: {forwarded_for}\r\n\r\n"
-        ).encode()
-    )
-    response = b""
-    while b"\r\n\r\n" not in response:
-        response += raw.recv(1)
-    assert b" 101 " in response.split(b"\r\n")[0], response[:80]
-    return raw
-
-
-def bytes_until_quiet(raw: socket.socket) -> int:
-    raw.settimeout(1.0)
-    total = 0
-    try:
-        while chunk := raw.recv(1 << 20):
-            total += len(chunk)
-    except TimeoutError:
-        pass
-    return total
+    return stalled_websocket(host, int(port), path, headers={"X-Forwarded-For": forwarded_for})
 
 
 def test_daphne_drops_messages_for_a_peer_that_stops_reading_instead_of_buffering_them(web, settings):
@@ -202,7 +176,7 @@ def test_daphne_drops_messages_for_a_peer_that_stops_reading_instead_of_bufferin
             while json.loads(await asyncio.wait_for(ok.recv(), 10))["type"] != "test.marker":
                 pass
         await asyncio.sleep(0.5)  # the stalled socket's sender writes what its outbox still holds
-        return await asyncio.to_thread(bytes_until_quiet, stalled)
+        return await asyncio.to_thread(read_until_quiet, stalled)
 
     held = asyncio.run(scenario())
 
