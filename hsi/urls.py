@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/", include("events.api.urls")),
     path("api/", include("system.api.urls")),
     path("api/", include("alerts.api.urls")),
+    path("api/", include("media_serving.api.urls")),
     path("admin/", admin.site.urls),
 ]
 
