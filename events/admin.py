@@ -308,7 +308,8 @@ class EventAuditAdmin(ReadOnlyAdmin):
 
 @admin.register(Entity)
 class EntityAdmin(AuditedAdmin):
-    """Operators name entities and set their trust; everything else is what re-identification measured."""
+    """Operators name entities and set their trust; everything else is what re-identification measured. Saves and
+    deletes go through ``entity_update`` / ``entity_delete`` (the API's audit rows)."""
 
     list_display = ("__str__", "entity_type", "trust_status", "label", "detection_count", "last_seen_at")
     list_filter = ("entity_type", "trust_status")
@@ -336,6 +337,27 @@ class EntityAdmin(AuditedAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # entities are created by re-identification
+
+    def save_model(self, request, obj, form, change):
+        """Edits go through ``entity_update``, so the audit row is the API's (CONTRACT §8.2)."""
+        from events.services import ENTITY_EDITABLE_FIELDS, entity_update
+
+        changes = {name: form.cleaned_data[name] for name in ENTITY_EDITABLE_FIELDS if name in form.changed_data}
+        if changes:
+            entity_update(obj.pk, changes=changes, actor=admin_actor(request))
+        obj.refresh_from_db()
+
+    def delete_model(self, request, obj):
+        from events.services import entity_delete
+
+        entity_delete(obj.pk, actor=admin_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        from events.services import entity_delete
+
+        actor = admin_actor(request)
+        for entity_id in queryset.values_list("pk", flat=True):
+            entity_delete(entity_id, actor=actor)
 
     @admin.display(description="primary detection")
     def primary_detection_link(self, entity: Entity) -> str:

@@ -277,6 +277,11 @@ def _event_item_sql() -> str:
     return json_object_sql(fields)
 
 
+def event_list_item_sql() -> str:
+    """PostgreSQL: the list item JSON text of the ``"events_event"`` row in scope (for raw-SQL lists: search)."""
+    return _event_item_sql()
+
+
 @functools.cache
 def _event_json_rows() -> QuerySet:
     """PostgreSQL: (item JSON text, started_at, deleted_at, id) per event; a template cloned by every list."""
@@ -482,3 +487,18 @@ def detection_stats(queryset: QuerySet[Detection]) -> dict:
         "detections_by_camera": {row["camera_id"]: row["n"] for row in by_camera},
         "average_confidence": round(average, 4) if average is not None else None,
     }
+
+
+def entity_detection_page(entity_id: uuid.UUID, page: PageRequest) -> dict:
+    """The detections of one entity as Detection JSON, newest first (offset paging; CONTRACT §2.9). The caller
+    checks that the entity exists. The total is counted directly (the entity index makes it cheap), since linking
+    a detection to an entity does not touch the cached detection totals."""
+    ordered = ("-detected_at", "-id")
+    if _vendor() == "postgresql":
+        rows, has_more = offset_slice(_detection_json_rows().filter(entity_id=entity_id).order_by(*ordered), page)
+        items = PrerenderedItems(row[0] for row in rows)
+    else:
+        rows, has_more = offset_slice(_detection_rows().filter(entity_id=entity_id).order_by(*ordered), page)
+        items = [_detection_json(row) for row in rows]
+    total = Detection.objects.filter(entity_id=entity_id).count()
+    return envelope(items, total=total, page=page, has_more=has_more)

@@ -361,3 +361,56 @@ def event_feedback_delete(event_id: int, *, actor: Actor) -> None:
         feedback_type = feedback.feedback_type
         feedback.delete()
         audit_record(actor, "event_feedback_deleted", "event", event_id, details={"feedback_type": feedback_type})
+
+
+# --- Entities (CONTRACT §2.9, §6.8) -----------------------------------------------------------------------------
+
+ENTITY_EDITABLE_FIELDS = ("trust_status", "label", "notes")
+
+
+def entity_update(entity_id, *, changes: dict, actor: Actor):
+    """Apply ``changes`` (a subset of trust_status, label, notes) to an entity; writes ``entity_updated`` with
+    ``details.changes`` when something changed. 404 when the entity is unknown. No WebSocket message exists for
+    entities (§3.6)."""
+    from .models import Entity
+
+    unknown = set(changes) - set(ENTITY_EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"Not editable through entity_update: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        entity = Entity.objects.select_for_update().filter(pk=entity_id).first()
+        if entity is None:
+            raise NotFound(f"Entity {entity_id} not found")
+        changed = [
+            name for name in ENTITY_EDITABLE_FIELDS if name in changes and getattr(entity, name) != changes[name]
+        ]
+        if not changed:
+            return entity
+        before = {name: getattr(entity, name) for name in changed}
+        for name in changed:
+            setattr(entity, name, changes[name])
+        entity.save(update_fields=[*changed, "updated_at"])
+        details = {"changes": changes_between(before, {name: getattr(entity, name) for name in changed})}
+        audit_record(actor, "entity_updated", "entity", entity.pk, details=details)
+    return entity
+
+
+def entity_delete(entity_id, *, actor: Actor) -> None:
+    """Delete an entity; its detections stay, with ``entity_id`` null (§1.6). Writes ``entity_deleted``."""
+    from .models import Entity
+
+    with transaction.atomic():
+        entity = Entity.objects.select_for_update().filter(pk=entity_id).first()
+        if entity is None:
+            raise NotFound(f"Entity {entity_id} not found")
+        unlinked = Detection.objects.filter(entity_id=entity.pk).update(entity=None)
+        details = {
+            "entity_type": entity.entity_type,
+            "label": entity.label,
+            "trust_status": entity.trust_status,
+            "detection_count": entity.detection_count,
+            "detections_unlinked": unlinked,
+        }
+        Entity.objects.filter(pk=entity.pk)._raw_delete(Entity.objects.db)
+        audit_record(actor, "entity_deleted", "entity", entity.pk, details=details)
+        invalidate_counts("detections")  # totals of lists filtered by this entity (detections, events)
