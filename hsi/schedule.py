@@ -5,8 +5,8 @@
 - All-in-one mode: ``Ticker``, a thread of ``manage.py serve`` that every second hands each due job to
   ``hsi.dispatch.send`` (inline, or the in-process pool when one runs).
 
-An entry is ``{"task.name": {"every": seconds}}`` or ``{"task.name": {"minute": m}}`` (hourly at minute ``m`` of
-local time, ``settings.TIME_ZONE``).
+An entry is ``{"task.name": {"every": seconds}}``, ``{"task.name": {"minute": m}}`` (hourly at minute ``m`` of
+local time, ``settings.TIME_ZONE``) or ``{"task.name": {"hour": h, "minute": m}}`` (daily at local ``h:m``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ SCHEDULER_HEARTBEAT_KEY = "hsi:hb:scheduler"
 HEARTBEAT_TTL_SECONDS = 60
 TICK_SECONDS = 1.0
 HOUR = dt.timedelta(hours=1)
+DAY = dt.timedelta(days=1)
 # Beat sleeps until the next due job; the heartbeat (TTL 60 s) needs a tick at least this often.
 BEAT_MAX_SLEEP_SECONDS = 15.0
 
@@ -48,26 +49,35 @@ FAILED = "failed"
 
 @dataclass(frozen=True)
 class PeriodicJob:
-    """One row of the schedule: ``every`` seconds, or hourly at local ``minute``."""
+    """One row of the schedule: ``every`` seconds, hourly at local ``minute``, or daily at local ``hour:minute``."""
 
     task: str
     every: float | None = None
     minute: int | None = None
+    hour: int | None = None
 
     @property
     def period(self) -> dt.timedelta:
-        return dt.timedelta(seconds=self.every) if self.every is not None else HOUR
+        if self.every is not None:
+            return dt.timedelta(seconds=self.every)
+        return DAY if self.hour is not None else HOUR
 
     def first_due(self, now: dt.datetime) -> dt.datetime:
-        """Interval jobs run at the first tick (it closes what a stop left open); minute jobs at their minute."""
+        """Interval jobs run at the first tick (it closes what a stop left open); minute and daily jobs at their
+        local time."""
         if self.every is not None:
             return now
+        return self._next_local(now)
+
+    def _next_local(self, now: dt.datetime) -> dt.datetime:
+        if self.hour is not None:
+            return next_local_time(now, self.hour, self.minute)
         return next_local_minute(now, self.minute)
 
     def next_due(self, due: dt.datetime, now: dt.datetime) -> dt.datetime:
         """The run after the one due at ``due``; a late tick skips the missed runs instead of bursting."""
         if self.every is None:
-            return next_local_minute(now, self.minute)
+            return self._next_local(now)
         following = due + self.period
         return following if following > now else now + self.period
 
@@ -89,7 +99,13 @@ def _job_from_entry(task: str, entry: Mapping) -> PeriodicJob:
         if isinstance(minute, bool) or not isinstance(minute, int) or not 0 <= minute <= 59:
             raise ImproperlyConfigured(f"PERIODIC_JOBS[{task!r}]: 'minute' must be an integer from 0 to 59")
         return PeriodicJob(task, minute=minute)
-    raise ImproperlyConfigured(f"PERIODIC_JOBS[{task!r}] needs exactly one of 'every' or 'minute'")
+    if set(entry) == {"hour", "minute"}:
+        hour, minute = entry["hour"], entry["minute"]
+        for name, value, top in (("hour", hour, 23), ("minute", minute, 59)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+                raise ImproperlyConfigured(f"PERIODIC_JOBS[{task!r}]: {name!r} must be an integer from 0 to {top}")
+        return PeriodicJob(task, minute=minute, hour=hour)
+    raise ImproperlyConfigured(f"PERIODIC_JOBS[{task!r}] needs exactly one of 'every', 'minute' or 'hour' + 'minute'")
 
 
 def next_local_minute(now: dt.datetime, minute: int, tz: dt.tzinfo | None = None) -> dt.datetime:
@@ -103,6 +119,19 @@ def next_local_minute(now: dt.datetime, minute: int, tz: dt.tzinfo | None = None
     raise ValueError(f"no local minute {minute} within two hours of {now}")  # pragma: no cover - offsets are < 1 h
 
 
+def next_local_time(now: dt.datetime, hour: int, minute: int, tz: dt.tzinfo | None = None) -> dt.datetime:
+    """The first instant after ``now`` whose local time is ``hour:minute``. A local time skipped by a DST change
+    maps to the instant an hour later on the wall clock; a repeated one to its first occurrence."""
+    tz = tz or ZoneInfo(settings.TIME_ZONE)
+    day = now.astimezone(tz).date()
+    for offset in range(3):
+        local = dt.datetime.combine(day + dt.timedelta(days=offset), dt.time(hour, minute), tzinfo=tz)
+        candidate = local.astimezone(dt.UTC)
+        if candidate > now:
+            return candidate
+    raise ValueError(f"no local {hour:02d}:{minute:02d} within three days of {now}")  # pragma: no cover
+
+
 def beat_schedule(jobs: Iterable[PeriodicJob] | None = None) -> dict[str, dict]:
     """``beat_schedule`` for Celery: timedelta for interval jobs, crontab (app time zone = TIME_ZONE) for minute ones.
 
@@ -112,7 +141,12 @@ def beat_schedule(jobs: Iterable[PeriodicJob] | None = None) -> dict[str, dict]:
     jobs = periodic_jobs() if jobs is None else jobs
     schedule = {}
     for job in jobs:
-        when = dt.timedelta(seconds=job.every) if job.every is not None else crontab(minute=job.minute)
+        if job.every is not None:
+            when = dt.timedelta(seconds=job.every)
+        elif job.hour is not None:
+            when = crontab(hour=job.hour, minute=job.minute)
+        else:
+            when = crontab(minute=job.minute)
         schedule[job.task] = {
             "task": job.task,
             "schedule": when,

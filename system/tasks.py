@@ -70,3 +70,16 @@ def poll_gpu() -> list[int]:
     from system.gpu import gpu_poll
 
     return gpu_poll()
+
+
+# Under the broker's visibility_timeout (1200 s), so a long run is never handed to a second worker meanwhile.
+@shared_task(name="system.run_retention", ignore_result=True, soft_time_limit=1080, time_limit=1140)
+def run_retention(dry_run: bool = False) -> dict:
+    """Daily at ``RETENTION_RUN_AT`` (local): delete what is past its retention period (CONTRACT §4.13).
+
+    Idempotent (a second run finds less or nothing to delete); each batch commits on its own, so a run stopped
+    by its time limit keeps what it did and the next day's run goes on from there.
+    """
+    from system.retention import retention_run
+
+    return retention_run(now=timezone.now(), dry_run=dry_run)
