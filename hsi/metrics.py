@@ -34,3 +34,10 @@ pipeline_stage_seconds = Histogram(
     ["stage"],
     buckets=STAGE_BUCKETS,
 )
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+http_requests = Counter(
+    "hsi_http_requests", "HTTP requests, by method, route (URL pattern name) and status", ["method", "route", "status"]
+)
+http_request_duration_seconds = Histogram(
+    "hsi_http_request_duration_seconds", "HTTP request duration, by route", ["route"], buckets=HTTP_BUCKETS
+)

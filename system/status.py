@@ -4,8 +4,10 @@
 ``{health, cameras{total, online, offline, error, unknown}, queue{detection, analysis, notifications, open_batches,
 dlq}, gpu{...} | null, detector{backend, circuit_state}, llm{backend, circuit_state}, uptime_seconds}``
 
-- ``health``: ``unhealthy`` when the database does not answer; ``degraded`` when Redis (if configured) does not
-  answer or the detector or LLM circuit breaker is not closed; ``healthy`` otherwise.
+- ``health``: the checks of ``system.health`` (``/api/system/health``) for the database, Redis, the detector and
+  the LLM, aggregated the same way: ``unhealthy`` when the database does not answer; ``degraded`` when Redis (if
+  configured) does not answer, a detector/LLM probe this process remembers failed, or their circuit breaker is not
+  closed; ``healthy`` otherwise. (No network probe of the detector/LLM here: only the remembered result.)
 - ``queue``: broker queue depths (Redis ``LLEN`` of the Celery queues, priority sub-queues included); 0 in eager
   mode, where tasks never wait in a broker. ``open_batches`` and ``dlq`` come from the database.
 - ``gpu``: the first GPU as ``nvidia-smi`` reports it (cached for ``GPU_CACHE_SECONDS``), ``null`` without the
@@ -25,6 +27,7 @@ import time
 from django.conf import settings
 from django.db.models import Count
 
+from system import health as health_checks
 from system.gpu import inference_fps, nvidia_smi_readings
 
 logger = logging.getLogger("hsi.system.status")
@@ -38,6 +41,7 @@ KOMBU_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 CAMERA_STATUSES = ("online", "offline", "error", "unknown")
 SERVICE_STATUS_CACHE_KEY = "hsi:ws:service_status"
 SERVICE_STATUS_TTL_SECONDS = 24 * 3600
+HEARTBEAT_SERVICE_STATUS = {"ok": "healthy", "degraded": "degraded", "error": "unhealthy"}
 
 _lock = threading.Lock()
 _gpu_cache: tuple[float, dict | None] | None = None
@@ -129,16 +133,10 @@ def _gpu() -> dict | None:
 
 
 def _backends() -> tuple[dict, dict]:
-    from hsi.resilience import breaker
     from pipeline.analyzers import resolve_backend_name as llm_backend
     from pipeline.detectors import resolve_backend_name as detector_backend
 
-    states = {}
-    for name in ("detector", "llm"):
-        try:
-            states[name] = breaker(name).snapshot().state
-        except Exception:  # noqa: BLE001 - the cache (Redis) is down: the state is unknown
-            states[name] = "unknown"
+    states = {name: health_checks.circuit_state(name) for name in ("detector", "llm")}
     return (
         {"backend": detector_backend(), "circuit_state": states["detector"]},
         {"backend": llm_backend(), "circuit_state": states["llm"]},
@@ -146,12 +144,18 @@ def _backends() -> tuple[dict, dict]:
 
 
 def _redis_answers() -> bool:
-    if not settings.REDIS_URL:
-        return True
-    try:
-        return bool(_redis(settings.REDIS_URL).ping())
-    except Exception:  # noqa: BLE001
-        return False
+    return health_checks.run_check("redis")["status"] != health_checks.ERROR
+
+
+def _dependency_checks(database_ok: bool) -> dict[str, dict]:
+    """The ``/api/system/health`` checks that make up ``system.status``'s ``health`` (no network probes)."""
+    database = {"status": health_checks.OK if database_ok else health_checks.ERROR}
+    return {
+        "database": database,
+        "redis": health_checks.run_check("redis"),
+        "detector": health_checks.run_check("detector", probe=False),
+        "llm": health_checks.run_check("llm", probe=False),
+    }
 
 
 def system_status() -> dict:
@@ -173,12 +177,7 @@ def system_status() -> dict:
         gpu = _gpu() if database_ok else None
     except Exception:  # noqa: BLE001
         gpu = None
-    if not database_ok:
-        health = "unhealthy"
-    elif not _redis_answers() or detector["circuit_state"] != "closed" or llm["circuit_state"] != "closed":
-        health = "degraded"
-    else:
-        health = "healthy"
+    health = health_checks.overall_status(_dependency_checks(database_ok))
     return {
         "health": health,
         "cameras": cameras,
@@ -211,6 +210,7 @@ def status_caches_clear() -> None:
     with _lock:
         _snapshot_cache = _gpu_cache = None
         _last_service_status.clear()
+    health_checks.health_caches_clear()
 
 
 def system_status_publish() -> dict:
@@ -223,7 +223,12 @@ def system_status_publish() -> dict:
     with _lock:
         _snapshot_cache = (time.monotonic(), snapshot)
     checks = {"database": snapshot["health"] != "unhealthy", "redis": _redis_answers()}
-    for change in service_status_changes({name: "healthy" if ok else "unhealthy" for name, ok in checks.items()}):
+    current = {name: "healthy" if ok else "unhealthy" for name, ok in checks.items()}
+    for name in ("watcher", "scheduler", "workers"):  # heartbeats (§8.3); detector/llm: their breakers announce
+        status = health_checks.run_check(name)["status"]
+        if status != health_checks.DISABLED:
+            current[name] = HEARTBEAT_SERVICE_STATUS.get(status, "unhealthy")
+    for change in service_status_changes(current):
         send_now("system", "system.service_status", change)
     send_now("system", "system.status", snapshot)
     return snapshot
