@@ -7,7 +7,9 @@ preflight answered by django-cors-headers) skip the inner ``XFrameOptionsMiddlew
 
 from __future__ import annotations
 
+import contextvars
 import re
+import time
 import uuid
 
 from django.conf import settings
@@ -20,6 +22,8 @@ from hsi.net import client_ip
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _HEADER_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# The id of the request being served, for log entries written while serving it (system.logging, §0.8).
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("hsi_request_id", default=None)
 
 
 class RequestIdMiddleware:
@@ -29,7 +33,11 @@ class RequestIdMiddleware:
     def __call__(self, request):
         offered = request.META.get("HTTP_X_REQUEST_ID", "")
         request.request_id = offered if _CLIENT_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
-        response = self.get_response(request)
+        token = current_request_id.set(request.request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request_id.reset(token)
         response["X-Request-ID"] = request.request_id
         _ensure_security_headers(response)
         _echo_preflight_headers(request, response)
@@ -102,6 +110,14 @@ def _is_preflight(request) -> bool:
     return request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.META
 
 
+def offered_api_key(request) -> str | None:
+    """The key a request offers: the ``X-API-Key`` header, or ``?api_key`` on the media routes (§6.1)."""
+    key = request.META.get("HTTP_X_API_KEY")
+    if not key and accepts_query_api_key(request.path):
+        key = request.GET.get("api_key")
+    return key or None
+
+
 class ApiKeyMiddleware:
     """Every /api/ path needs a valid API key or a staff session when ``API_KEY_ENABLED`` (CONTRACT §6.1)."""
 
@@ -121,9 +137,7 @@ class ApiKeyMiddleware:
     def authenticate(self, request):
         from system.auth import authenticate_key
 
-        key = request.META.get("HTTP_X_API_KEY")
-        if not key and accepts_query_api_key(request.path):
-            key = request.GET.get("api_key")
+        key = offered_api_key(request)
         if key:
             name = authenticate_key(key)
             if name is not None:
@@ -159,3 +173,43 @@ class ApiKeyMiddleware:
             status="failure",
         )
         return problem_response(request, 401, code, detail, headers={"WWW-Authenticate": "ApiKey"})
+
+
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED_ROUTE = "unmatched"
+
+
+class HttpMetricsMiddleware:
+    """``hsi_http_requests_total{method,route,status}`` and ``hsi_http_request_duration_seconds{route}``
+    (CONTRACT §2.12). ``route`` is the URL pattern's name (bounded cardinality), never the raw path; a path no
+    pattern matches counts as ``unmatched``, an unusual verb as ``other``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        elapsed = time.perf_counter() - started
+        try:
+            from hsi.metrics import http_request_duration_seconds, http_requests
+
+            route = _route_name(request)
+            method = request.method if request.method in _HTTP_METHODS else "other"
+            http_requests.labels(method=method, route=route, status=str(response.status_code)).inc()
+            http_request_duration_seconds.labels(route=route).observe(elapsed)
+        except Exception:  # noqa: BLE001 - metrics never fail a request
+            pass
+        return response
+
+
+def _route_name(request) -> str:
+    match = getattr(request, "resolver_match", None)
+    if match is None:  # answered before URL resolution (401, preflight): resolve for the label only
+        from django.urls import Resolver404, resolve
+
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return UNMATCHED_ROUTE
+    return match.view_name or match.route or UNMATCHED_ROUTE

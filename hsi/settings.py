@@ -97,6 +97,7 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep LOGGING's handlers (LogEntry rows) in workers too
 CELERY_TASK_TIME_LIMIT = 900
 CELERY_TASK_SOFT_TIME_LIMIT = 840
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -140,9 +141,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "hsi.middleware.RequestIdMiddleware",
+    "hsi.middleware.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "hsi.middleware.ApiResponseHeadersMiddleware",
+    "hsi.throttle.ThrottleMiddleware",  # before auth: key guessing is throttled too (CONTRACT §6.2)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -198,6 +201,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": HSI_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Shared problem+json error responses, X-Request-ID and the API-key security scheme (hsi/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "hsi.api.schema.document_problem_responses",
+    ],
+    # ``check --deploy`` is about deployment settings; drf-spectacular would add a full schema generation and its
+    # documentation hints (views without a serializer_class) to it. /api/schema itself is tested.
+    "ENABLE_DJANGO_DEPLOY_CHECK": False,
 }
 
 # --- Security (CONTRACT §6) ----------------------------------------------------------------------------------
@@ -238,6 +249,20 @@ CORS_ALLOW_HEADERS = [
 CORS_ALLOW_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 CORS_PREFLIGHT_MAX_AGE = 600
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+# HTTPS deployments (README "Production settings"). All off by default: the all-in-one serves plain http on
+# localhost. Declaring the site https-only (a redirect or HSTS) makes the session and CSRF cookies secure-only.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^health/?$", r"^ready/?$"]  # container health checks probe plain http
+# Behind a TLS-terminating proxy Django sees plain http: name the header the proxy sets (X-Forwarded-Proto), and
+# make sure the proxy overwrites it, since a client reaching the server directly could send it too.
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.strip().upper().replace("-", "_"), "https")
+_https_only = SECURE_SSL_REDIRECT or SECURE_HSTS_SECONDS > 0
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _https_only)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _https_only)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
@@ -333,6 +358,12 @@ TRASH_RETENTION_DAYS = env_int("TRASH_RETENTION_DAYS", 7, minimum=1)
 DLQ_RETENTION_DAYS = env_int("DLQ_RETENTION_DAYS", 30, minimum=1)
 RETENTION_DELETE_MEDIA = env_bool("RETENTION_DELETE_MEDIA", False)
 RETENTION_RUN_AT = env_str("RETENTION_RUN_AT", "03:00")
+_run_hour, _, _run_minute = RETENTION_RUN_AT.strip().partition(":")  # H:MM or HH:MM, local time
+if not (_run_hour.isdigit() and len(_run_hour) <= 2 and _run_minute.isdigit() and len(_run_minute) == 2) or (
+    int(_run_hour) > 23 or int(_run_minute) > 59
+):
+    raise ImproperlyConfigured("RETENTION_RUN_AT must be a local time HH:MM (e.g. 03:00)")
+RETENTION_RUN_HOUR, RETENTION_RUN_MINUTE = int(_run_hour), int(_run_minute)
 
 # --- Events, alerts, notifications ---------------------------------------------------------------------------
 FEEDBACK_SUPPRESSION_DAYS = env_int("FEEDBACK_SUPPRESSION_DAYS", 30, minimum=1, maximum=365)
@@ -369,7 +400,8 @@ HSI_PORT = env_int("HSI_PORT", 8000, minimum=1, maximum=65535)
 SERVE_WORKER_THREADS = env_int("SERVE_WORKER_THREADS", 4, minimum=1)
 
 # Periodic jobs of CONTRACT §8.3: Celery beat in distributed mode, the in-process ticker under ``serve``.
-# Each entry: task name -> (interval seconds | crontab spec). ``hsi.schedule`` turns it into beat entries.
+# Each entry: task name -> {"every": s} | {"minute": m} (hourly) | {"hour": h, "minute": m} (daily, local time).
+# ``hsi.schedule`` turns it into beat entries.
 PERIODIC_JOBS = {
     "pipeline.close_expired_batches": {"every": BATCH_CHECK_INTERVAL_SECONDS},
     "pipeline.reconcile": {"every": 60},
@@ -379,6 +411,7 @@ PERIODIC_JOBS = {
     "system.poll_gpu": {"every": GPU_POLL_INTERVAL_SECONDS},
     "alerts.sweep_deliveries": {"every": 10},
     "events.update_baselines": {"minute": 5},
+    "system.run_retention": {"hour": RETENTION_RUN_HOUR, "minute": RETENTION_RUN_MINUTE},
 }
 
 # --- Logging -------------------------------------------------------------------------------------------------
@@ -388,7 +421,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "level": LOG_LEVEL},
+        # LogEntry rows (CONTRACT §1.5); see system/logging.py for where and how rows are written.
+        "database": {"class": "system.logging.DatabaseLogHandler", "level": LOG_DB_MIN_LEVEL},
+    },
+    "root": {
+        "handlers": ["console", "database"],
+        "level": min(LOG_LEVEL, LOG_DB_MIN_LEVEL, key=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL").index),
+    },
     "loggers": {"django.request": {"level": "ERROR"}, "daphne": {"level": "WARNING"}},
 }

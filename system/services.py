@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,18 +65,34 @@ def audit_record(
     return AuditLog.objects.create(
         action=action[:50],
         resource_type=resource_type[:50],
-        resource_id=None if resource_id is None else str(resource_id)[:255],
-        actor=actor.name[:150],
+        resource_id=None if resource_id is None else _storable(str(resource_id))[:255],
+        actor=_storable(actor.name)[:150],
         ip_address=actor.ip_address,
-        user_agent=actor.user_agent[:500] if actor.user_agent else None,
+        user_agent=_storable(actor.user_agent)[:500] if actor.user_agent else None,
         request_id=actor.request_id[:64] if actor.request_id else None,
-        details=details or {},
+        details=_storable(details or {}),
         status=status,
     )
 
 
-def audit_record_throttled(actor: Actor, action: str, resource_type: str, *, key: str, **kwargs) -> AuditLog | None:
+def _storable(value: Any) -> Any:
+    """``value`` with NUL characters written as ``%00``: PostgreSQL refuses them in text and JSON, and an attacker
+    chooses the paths and headers an audit row records."""
+    if isinstance(value, str):
+        return value.replace("\x00", "%00")
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(item) for item in value]
+    return value
+
+
+def audit_record_throttled(
+    actor: Actor | Callable[[], Actor], action: str, resource_type: str, *, key: str, **kwargs
+) -> AuditLog | None:
     """At most one row per ``action`` and ``key`` (e.g. the client IP) per minute (§6.1, §6.2, §6.8).
+
+    ``actor`` may be a callable, called only when a row is written (naming the actor can cost a key lookup).
 
     The cache entry holds the time of the recorded row, so the minute follows the application clock (and a
     test's time-machine), not only the cache's own expiry.
@@ -87,7 +104,7 @@ def audit_record_throttled(actor: Actor, action: str, resource_type: str, *, key
         if recorded is not None and now - float(recorded) < AUDIT_THROTTLE_SECONDS:
             return None
         cache.set(cache_key, now, AUDIT_THROTTLE_SECONDS)
-    return audit_record(actor, action, resource_type, **kwargs)
+    return audit_record(actor() if callable(actor) else actor, action, resource_type, **kwargs)
 
 
 def changes_between(before: dict, after: dict, secret_fields: frozenset[str] = frozenset()) -> dict:
@@ -154,3 +171,16 @@ def api_key_revoke(name: str, *, actor: Actor | None = None) -> ApiKey | None:
         api_key.save(update_fields=["revoked_at"])
         audit_record(actor or Actor.system("cli"), "api_key_revoked", "api_key", api_key.name)
     return api_key
+
+
+def circuit_breaker_reset(name: str, *, actor: Actor) -> dict | None:
+    """Close breaker ``name`` (CONTRACT §2.11) and write ``circuit_breaker_reset``; None for an unknown name."""
+    from hsi.resilience import BREAKER_NAMES, CLOSED, breaker
+
+    if name not in BREAKER_NAMES:
+        return None
+    circuit = breaker(name)
+    previous = circuit.snapshot().state
+    circuit.reset()
+    audit_record(actor, "circuit_breaker_reset", "circuit_breaker", name, details={"previous_state": previous})
+    return {"name": name, "previous_state": previous, "state": CLOSED}

@@ -17,6 +17,7 @@ from cameras.api.serializers import StrictCharField, StrictIntegerField
 from events.models import RiskLevel
 from hsi.api.filters import InstantFilter, ListFilter, StrictFilterSet
 from hsi.api.pagination import parse_page
+from hsi.api.schema import page_parameters, page_response, query_parameters
 from hsi.api.views import ApiView
 from system.services import actor_from_request
 
@@ -52,7 +53,16 @@ class AlertActionSerializer(serializers.Serializer):
 
 
 class AlertListView(ApiView):
-    @extend_schema(summary="List alerts", operation_id="alert_list", tags=["alerts"], responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        summary="List alerts",
+        operation_id="alert_list",
+        tags=["alerts"],
+        parameters=[
+            *query_parameters(AlertFilter),
+            *page_parameters(default=LIST_DEFAULT_LIMIT, maximum=LIST_MAX_LIMIT),
+        ],
+        responses=page_response(),
+    )
     def get(self, request):
         alerts = AlertFilter(request.query_params, queryset=selectors.alert_list()).qs
         page = parse_page(request, default=LIST_DEFAULT_LIMIT, maximum=LIST_MAX_LIMIT)

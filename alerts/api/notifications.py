@@ -28,6 +28,7 @@ from alerts.models import ChannelKind, Delivery, DeliveryStatus, NotificationCha
 from alerts.services import notifications as services
 from hsi.api.filters import CommaListField, ListFilter, StrictBooleanFilter, StrictFilterSet
 from hsi.api.pagination import envelope, offset_slice, parse_page
+from hsi.api.schema import page_parameters, page_response, query_parameters
 from hsi.api.views import ApiView, get_or_404
 from system.services import actor_from_request
 
@@ -81,20 +82,38 @@ def _validated(serializer_class, data: dict, *, partial: bool = False) -> dict:
     return serializer.validated_data
 
 
-def _schema(summary: str, operation_id: str, request=None, responses=OpenApiTypes.OBJECT):
-    return extend_schema(summary=summary, operation_id=operation_id, tags=TAGS, request=request, responses=responses)
+def _schema(summary: str, operation_id: str, request=None, responses=OpenApiTypes.OBJECT, parameters=None):
+    return extend_schema(
+        summary=summary,
+        operation_id=operation_id,
+        tags=TAGS,
+        request=request,
+        responses=responses,
+        parameters=parameters,
+    )
+
+
+def _list_schema(summary: str, operation_id: str, filterset=None, *, default: int, maximum: int):
+    filters = query_parameters(filterset) if filterset else []
+    parameters = [*filters, *page_parameters(default=default, maximum=maximum)]
+    return _schema(summary, operation_id, responses=page_response(), parameters=parameters)
 
 
 # --- channels --------------------------------------------------------------------------------------------------
 
 
 class ChannelListView(ApiView):
-    @_schema("List notification channels", "notification_channel_list")
+    @_list_schema("List notification channels", "notification_channel_list", ChannelFilter, default=100, maximum=1000)
     def get(self, request):
         channels = ChannelFilter(request.query_params, queryset=NotificationChannel.objects.order_by("name", "id")).qs
         return _page(request, channels, channel_json, default=100, maximum=1000)
 
-    @_schema("Create a notification channel", "notification_channel_create", request=ChannelCreateSerializer)
+    @_schema(
+        "Create a notification channel",
+        "notification_channel_create",
+        request=ChannelCreateSerializer,
+        responses={201: OpenApiTypes.OBJECT},
+    )
     def post(self, request):
         data = _validated(ChannelCreateSerializer, self.body())
         channel = services.channel_create(data=data, actor=actor_from_request(request))
@@ -159,7 +178,9 @@ class PreferencesView(ApiView):
 
 
 class CameraPreferenceListView(ApiView):
-    @_schema("List camera notification overrides", "notification_camera_preference_list")
+    @_list_schema(
+        "List camera notification overrides", "notification_camera_preference_list", default=100, maximum=1000
+    )
     def get(self, request):
         overrides = NotificationPreference.objects.filter(camera__isnull=False).order_by("camera_id")
         return _page(request, overrides, camera_preference_json, default=100, maximum=1000)
@@ -174,6 +195,7 @@ class CameraPreferenceDetailView(ApiView):
         "Create or update a camera's notification override",
         "notification_camera_preference_update",
         CameraPreferenceSerializer,
+        responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT},
     )
     def patch(self, request, camera_id: str):
         data = _validated(CameraPreferenceSerializer, self.body(), partial=True)
@@ -184,6 +206,7 @@ class CameraPreferenceDetailView(ApiView):
         "Create or update a camera's notification override (like PATCH)",
         "notification_camera_preference_replace",
         CameraPreferenceSerializer,
+        responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT},
     )
     def put(self, request, camera_id: str):
         return self.patch(request, camera_id)
@@ -202,12 +225,19 @@ class CameraPreferenceDetailView(ApiView):
 
 
 class QuietHoursListView(ApiView):
-    @_schema("List quiet-hours periods", "notification_quiet_hours_list")
+    @_list_schema(
+        "List quiet-hours periods", "notification_quiet_hours_list", QuietHoursFilter, default=100, maximum=1000
+    )
     def get(self, request):
         periods = QuietHoursFilter(request.query_params, queryset=QuietHours.objects.order_by("start_time", "id")).qs
         return _page(request, periods, quiet_hours_json, default=100, maximum=1000)
 
-    @_schema("Create a quiet-hours period", "notification_quiet_hours_create", QuietHoursCreateSerializer)
+    @_schema(
+        "Create a quiet-hours period",
+        "notification_quiet_hours_create",
+        QuietHoursCreateSerializer,
+        responses={201: OpenApiTypes.OBJECT},
+    )
     def post(self, request):
         data = _validated(QuietHoursCreateSerializer, self.body())
         period = services.quiet_hours_create(data=data, actor=actor_from_request(request))
@@ -247,14 +277,14 @@ class QuietHoursDetailView(ApiView):
 
 
 class DeliveryListView(ApiView):
-    @_schema("List notification deliveries", "notification_delivery_list")
+    @_list_schema("List notification deliveries", "notification_delivery_list", DeliveryFilter, default=50, maximum=100)
     def get(self, request):
         deliveries = DeliveryFilter(request.query_params, queryset=Delivery.objects.order_by("-created_at", "-id")).qs
         return _page(request, deliveries, delivery_json, default=50, maximum=100)
 
 
 class DeliveryRetryView(ApiView):
-    @_schema("Retry a failed delivery", "notification_delivery_retry")
+    @_schema("Retry a failed delivery", "notification_delivery_retry", responses={202: OpenApiTypes.OBJECT})
     def post(self, request, delivery_id: str):
         delivery = services.delivery_retry(int(delivery_id), actor=actor_from_request(request))
         return Response(delivery_json(delivery), status=202)

@@ -57,7 +57,7 @@ class RuleListView(ApiView):
         operation_id="alert_rule_create",
         tags=["alerts"],
         request=RuleSerializer,
-        responses=OpenApiTypes.OBJECT,
+        responses={201: OpenApiTypes.OBJECT},
     )
     def post(self, request):
         data = validated_rule(self.body(), creating=True)

@@ -19,6 +19,7 @@ from cameras.api.serializers import (
 from cameras.models import Camera, CameraStatus, ZoneType
 from hsi.api.filters import ListFilter, StrictBooleanFilter, StrictFilterSet
 from hsi.api.pagination import envelope, offset_slice, parse_page
+from hsi.api.schema import page_parameters, page_response, query_parameters
 from hsi.api.views import ApiView, get_or_404
 from system.services import actor_from_request
 
@@ -43,6 +44,9 @@ class ZoneFilter(CameraZoneFilter):
     zone_type = ListFilter(field_name="zone_type", choices=ZoneType.choices)
 
 
+_PAGE_PARAMETERS = page_parameters(default=LIST_DEFAULT_LIMIT, maximum=LIST_MAX_LIMIT)
+
+
 def _page_response(request, queryset, render) -> Response:
     page = parse_page(request, default=LIST_DEFAULT_LIMIT, maximum=LIST_MAX_LIMIT)
     rows, has_more = offset_slice(queryset, page)
@@ -59,7 +63,13 @@ def _validated(serializer_class, data: dict, *, partial: bool = False) -> dict:
 class CameraListView(ApiView):
     """``/api/cameras``: list (filters ``status``, ``enabled``, ``q``) and create."""
 
-    @extend_schema(summary="List cameras", operation_id="camera_list", tags=["cameras"], responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        summary="List cameras",
+        operation_id="camera_list",
+        tags=["cameras"],
+        parameters=[*query_parameters(CameraFilter), *_PAGE_PARAMETERS],
+        responses=page_response(),
+    )
     def get(self, request):
         cameras = CameraFilter(request.query_params, queryset=selectors.camera_list()).qs
         return _page_response(request, cameras, camera_json)
@@ -69,7 +79,7 @@ class CameraListView(ApiView):
         operation_id="camera_create",
         tags=["cameras"],
         request=CameraCreateSerializer,
-        responses=OpenApiTypes.OBJECT,
+        responses={201: OpenApiTypes.OBJECT},
     )
     def post(self, request):
         data = _validated(CameraCreateSerializer, self.body())
@@ -125,7 +135,11 @@ class CameraZoneListView(ApiView):
     """``/api/cameras/{camera_id}/zones``: the camera's zones (filter ``enabled``) and zone creation."""
 
     @extend_schema(
-        summary="List a camera's zones", operation_id="camera_zone_list", tags=["zones"], responses=OpenApiTypes.OBJECT
+        summary="List a camera's zones",
+        operation_id="camera_zone_list",
+        tags=["zones"],
+        parameters=[*query_parameters(CameraZoneFilter), *_PAGE_PARAMETERS],
+        responses=page_response(),
     )
     def get(self, request, camera_id: str):
         get_or_404(Camera, "Camera", pk=camera_id)
@@ -137,7 +151,7 @@ class CameraZoneListView(ApiView):
         operation_id="camera_zone_create",
         tags=["zones"],
         request=ZoneCreateSerializer,
-        responses=OpenApiTypes.OBJECT,
+        responses={201: OpenApiTypes.OBJECT},
     )
     def post(self, request, camera_id: str):
         body = self.body()
@@ -192,7 +206,11 @@ class ZoneListView(ApiView):
     """``/api/zones``: read-only list across cameras (filters ``camera_id``, ``enabled``, ``zone_type``)."""
 
     @extend_schema(
-        summary="List zones of every camera", operation_id="zone_list", tags=["zones"], responses=OpenApiTypes.OBJECT
+        summary="List zones of every camera",
+        operation_id="zone_list",
+        tags=["zones"],
+        parameters=[*query_parameters(ZoneFilter), *_PAGE_PARAMETERS],
+        responses=page_response(),
     )
     def get(self, request):
         zones = ZoneFilter(request.query_params, queryset=selectors.zone_list()).qs

@@ -40,7 +40,7 @@ class CameraBaselineAnomaliesView(ApiView):
 
 class CameraBaselineRebuildView(ApiView):
     @extend_schema(
-        summary="Queue a full baseline rebuild", tags=["cameras"], request=None, responses=OpenApiTypes.OBJECT
+        summary="Queue a full baseline rebuild", tags=["cameras"], request=None, responses={202: OpenApiTypes.OBJECT}
     )
     def post(self, request, camera_id: str):
         baselines.baseline_rebuild_request(camera_id, actor=actor_from_request(request))

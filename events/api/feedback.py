@@ -73,7 +73,7 @@ class EventFeedbackView(ApiView):
         operation_id="event_feedback_set",
         tags=["events"],
         request=FeedbackSerializer,
-        responses=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT},
     )
     def put(self, request, event_id: str):
         body = self.body()
@@ -91,7 +91,7 @@ class EventFeedbackView(ApiView):
         operation_id="event_feedback_create",
         tags=["events"],
         request=FeedbackSerializer,
-        responses=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT},
     )
     def post(self, request, event_id: str):
         return self.put(request, event_id)

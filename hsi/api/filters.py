@@ -98,6 +98,9 @@ class CommaListField(forms.Field):
     def to_python(self, value):
         if value in (None, ""):
             return None
+        if "\x00" in str(value):
+            # PostgreSQL text cannot hold NUL: refused here as forms.CharField does, never a database error.
+            raise forms.ValidationError("Null characters are not allowed.")
         items = [item.strip() for item in str(value).split(",") if item.strip()]
         if self.lower:
             items = [item.lower() for item in items]

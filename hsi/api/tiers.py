@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-_MEDIA = re.compile(r"/api/(media/.*|detections/\d+/(thumbnail|image|video)/?|cameras/[^/]+/(snapshot|uploads)/?)")
+_MEDIA = re.compile(r"/api/(media(/.*)?|detections/\d+/(thumbnail|image|video)/?|cameras/[^/]+/(snapshot|uploads)/?)")
 _SEARCH = re.compile(r"/api/search/?")
 _UNTHROTTLED = re.compile(r"/api/(metrics|schema|docs)/?")
 _DOCS = re.compile(r"/api/(schema|docs)/?")

@@ -15,6 +15,17 @@ class ApiView(APIView):
 
     parser_classes = [LimitedJSONParser]
 
+    # Media file paths: a NUL there is a §6.4 traversal attempt (403, audited by the media views), not a 404.
+    NUL_ALLOWED_PATH_PARAMETERS = frozenset({"path", "filename"})
+
+    def initial(self, request, *args, **kwargs):
+        # A NUL in an id path parameter (``%00``) names no resource, and PostgreSQL refuses it in any text
+        # comparison: 404 here, for every view, rather than a database error.
+        for name, value in kwargs.items():
+            if isinstance(value, str) and "\x00" in value and name not in self.NUL_ALLOWED_PATH_PARAMETERS:
+                raise NotFound("Not found")
+        super().initial(request, *args, **kwargs)
+
     def body(self) -> dict:
         """The JSON body, which must be an object."""
         data = self.request.data

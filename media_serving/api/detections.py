@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from django import forms
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 
 from hsi.api.errors import FieldValidationError
 from hsi.api.filters import parse_bool
+from hsi.api.schema import file_responses
 from hsi.api.views import ApiView
 from media_serving import paths, services
 from media_serving.ranges import CACHE_CONTROL, file_response
+
+_ANNOTATE = OpenApiParameter("annotate", bool, description="Draw the bounding box on a JPEG frame")
+_FULL = OpenApiParameter("full", bool, description="The source image instead of the thumbnail")
 
 
 def _flag(request, name: str) -> bool:
@@ -45,19 +49,35 @@ def _image(request, detection_id: str, *, annotate: bool) -> HttpResponse:
 
 
 class DetectionThumbnailView(ApiView):
-    @extend_schema(summary="A detection's thumbnail (generated when missing)", tags=["detections"])
+    @extend_schema(
+        summary="A detection's thumbnail (generated when missing)",
+        operation_id="detection_thumbnail",
+        tags=["detections"],
+        responses=file_responses("image/jpeg", "The thumbnail (JPEG)"),
+    )
     def get(self, request, detection_id: str):
         return _thumbnail(request, detection_id)
 
 
 class DetectionImageView(ApiView):
-    @extend_schema(summary="A detection's source image (a JPEG frame for videos)", tags=["detections"])
+    @extend_schema(
+        summary="A detection's source image (a JPEG frame for videos)",
+        operation_id="detection_image",
+        tags=["detections"],
+        parameters=[_ANNOTATE],
+        responses=file_responses("image/*", "The source image, or a JPEG frame (videos, ?annotate=true)"),
+    )
     def get(self, request, detection_id: str):
         return _image(request, detection_id, annotate=_flag(request, "annotate"))
 
 
 class DetectionVideoView(ApiView):
-    @extend_schema(summary="A detection's video, with byte ranges", tags=["detections"])
+    @extend_schema(
+        summary="A detection's video, with byte ranges",
+        operation_id="detection_video",
+        tags=["detections"],
+        responses=file_responses("video/*", "The source video"),
+    )
     def get(self, request, detection_id: str):
         detection = services.detection_get(int(detection_id))
         path, content_type = services.detection_video_file(detection)
@@ -65,7 +85,13 @@ class DetectionVideoView(ApiView):
 
 
 class DetectionMediaView(ApiView):
-    @extend_schema(summary="A detection's thumbnail, or its source with ?full=true", tags=["media"])
+    @extend_schema(
+        summary="A detection's thumbnail, or its source with ?full=true",
+        operation_id="media_detection",
+        tags=["media"],
+        parameters=[_FULL],
+        responses=file_responses("image/*", "The thumbnail, or the source image with ?full=true"),
+    )
     def get(self, request, detection_id: str):
         if _flag(request, "full"):
             return _image(request, detection_id, annotate=False)

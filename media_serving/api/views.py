@@ -17,12 +17,35 @@ from hsi.api.views import ApiView
 from media_serving import paths
 from media_serving.ranges import file_response
 from media_serving.snapshots import camera_snapshot_file
+from system.services import actor_from_request, audit_record_throttled
 
 SNAPSHOT_CACHE_CONTROL = "private, max-age=10"
 UNSUPPORTED_MEDIA_PATH = "Unsupported media path (expected cameras/, thumbnails/ or detections/)"
 
 
-class CameraMediaView(ApiView):
+class _PathRulesView(ApiView):
+    """A route under the §6.4 rules: each 403 writes ``media_access_denied`` (CONTRACT §6.8), at most one row per
+    client IP per minute."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, paths.MediaPathError) and exc.status_code == 403:
+            _audit_access_denied(self.request, exc.code)
+        return super().handle_exception(exc)
+
+
+def _audit_access_denied(request, reason: str) -> None:
+    actor = actor_from_request(request)
+    audit_record_throttled(
+        actor,
+        "media_access_denied",
+        "media",
+        key=actor.ip_address or "unknown",
+        details={"path": request.path, "reason": reason},
+        status="failure",
+    )
+
+
+class CameraMediaView(_PathRulesView):
     @extend_schema(summary="A file under a camera's folder", tags=["media"])
     def get(self, request, camera_id: str, path: str):
         paths.check_identifier(camera_id, path=path)
@@ -34,7 +57,7 @@ class CameraMediaView(ApiView):
         return file_response(request, target, paths.CONTENT_TYPES[extension])
 
 
-class ThumbnailMediaView(ApiView):
+class ThumbnailMediaView(_PathRulesView):
     @extend_schema(summary="A file of the thumbnails folder", tags=["media"])
     def get(self, request, filename: str):
         extension = paths.check_relative_path(filename, allowed_extensions=paths.THUMBNAIL_EXTENSIONS)

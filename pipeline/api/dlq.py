@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 from django import forms
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from hsi.api.errors import FieldValidationError
 from hsi.api.filters import StrictFilterSet, parse_bool
 from hsi.api.pagination import envelope, offset_slice, parse_page
+from hsi.api.schema import page_parameters, page_response, query_parameters
 from hsi.api.views import ApiView
 from pipeline import selectors, services
 from pipeline.models import JobQueue
@@ -52,7 +53,16 @@ def _query_values(request, *names: str) -> dict:
 class FailedJobListView(ApiView):
     """``/api/dlq``: list (oldest first) and clear."""
 
-    @extend_schema(summary="List dead-lettered jobs", tags=["dlq"], responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        summary="List dead-lettered jobs",
+        operation_id="dlq_list",
+        tags=["dlq"],
+        parameters=[
+            *query_parameters(FailedJobFilter),
+            *page_parameters(default=LIST_DEFAULT_LIMIT, maximum=LIST_MAX_LIMIT),
+        ],
+        responses=page_response(),
+    )
     def get(self, request):
         jobs = FailedJobFilter(request.query_params, queryset=selectors.failed_jobs()).qs
         page = parse_page(request, default=LIST_DEFAULT_LIMIT, maximum=LIST_MAX_LIMIT)
@@ -60,7 +70,16 @@ class FailedJobListView(ApiView):
         items = [selectors.failed_job_json(job) for job in rows]
         return Response(envelope(items, total=jobs.count(), page=page, has_more=has_more))
 
-    @extend_schema(summary="Clear one queue of the DLQ, or all of it", tags=["dlq"], responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        summary="Clear one queue of the DLQ, or all of it",
+        operation_id="dlq_clear",
+        tags=["dlq"],
+        parameters=[
+            OpenApiParameter("queue", {"type": "string", "enum": QUEUES}, description="The queue to clear"),
+            OpenApiParameter("all", bool, description="Clear every queue (when no queue is given)"),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def delete(self, request):
         form = ClearForm(request.query_params)
         if not form.is_valid():
@@ -73,7 +92,9 @@ class FailedJobListView(ApiView):
 
 
 class FailedJobStatsView(ApiView):
-    @extend_schema(summary="DLQ counts per queue", tags=["dlq"], responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        summary="DLQ counts per queue", operation_id="dlq_stats", tags=["dlq"], responses=OpenApiTypes.OBJECT
+    )
     def get(self, request):
         return Response(selectors.failed_job_stats())
 
@@ -81,9 +102,10 @@ class FailedJobStatsView(ApiView):
 class FailedJobRequeueAllView(ApiView):
     @extend_schema(
         summary="Requeue dead-lettered jobs, oldest first",
+        operation_id="dlq_requeue_many",
         tags=["dlq"],
         request=RequeueManySerializer,
-        responses=OpenApiTypes.OBJECT,
+        responses={202: OpenApiTypes.OBJECT},
     )
     def post(self, request):
         data = {**_query_values(request, "queue", "limit"), **self.body()}
@@ -95,18 +117,27 @@ class FailedJobRequeueAllView(ApiView):
 
 
 class FailedJobDetailView(ApiView):
-    @extend_schema(summary="Get a dead-lettered job", tags=["dlq"], responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        summary="Get a dead-lettered job", operation_id="dlq_retrieve", tags=["dlq"], responses=OpenApiTypes.OBJECT
+    )
     def get(self, request, job_id: str):
         return Response(selectors.failed_job_detail(int(job_id)))
 
-    @extend_schema(summary="Discard a dead-lettered job", tags=["dlq"], responses={204: None})
+    @extend_schema(
+        summary="Discard a dead-lettered job", operation_id="dlq_discard", tags=["dlq"], responses={204: None}
+    )
     def delete(self, request, job_id: str):
         services.dlq_discard(int(job_id), actor=actor_from_request(request))
         return Response(status=204)
 
 
 class FailedJobRequeueView(ApiView):
-    @extend_schema(summary="Requeue one dead-lettered job", tags=["dlq"], responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        summary="Requeue one dead-lettered job",
+        operation_id="dlq_requeue",
+        tags=["dlq"],
+        responses={202: OpenApiTypes.OBJECT},
+    )
     def post(self, request, job_id: str):
         job = services.dlq_requeue(int(job_id), actor=actor_from_request(request))
         return Response(

@@ -146,7 +146,7 @@ def _audit(scope, ip: str | None, action: str, key: str, details: dict) -> None:
 
     try:
         actor = Actor(name="anonymous", ip_address=ip, user_agent=_user_agent(scope))
-        audit_record_throttled(actor, action, "websocket", key=key, details=details, status="failure")
+        audit_record_throttled(actor, action, "request", key=key, details=details, status="failure")
     except Exception:  # an audit row never decides a connection
         logger.warning("Could not audit %s", action, exc_info=True)
 
@@ -170,7 +170,7 @@ async def admit(scope, stream: str) -> Admission:
     ip = scope_client_ip(scope)
     path = scope.get("path", "")
     if not await sync_to_async(websocket_attempt_allowed, thread_sensitive=False)(ip):
-        details = {"path": path, "tier": "websocket"}
+        details = {"tier": "websocket", "ip": ip, "path": path}
         await database_sync_to_async(_audit)(scope, ip, "rate_limit_exceeded", f"{ip or 'unknown'}:websocket", details)
         return Admission(RATE_LIMITED)
     if settings.API_KEY_ENABLED and not await database_sync_to_async(_authorized)(scope, ip, path):

@@ -110,7 +110,7 @@ def test_the_eleventh_attempt_in_a_minute_is_accepted_then_closed_1013(settings)
     assert results[10][1] == {"type": "websocket.close", "code": 1013, "reason": "rate_limited"}
     assert other_ip[1]["type"] == "websocket.send"
     assert after_a_minute[1]["type"] == "websocket.send"
-    rows = AuditLog.objects.filter(action="rate_limit_exceeded", resource_type="websocket")
+    rows = AuditLog.objects.filter(action="rate_limit_exceeded", resource_type="request")
     assert rows.count() == 1 and rows.get().ip_address == "198.51.100.7"
 
 
@@ -182,7 +182,7 @@ def test_a_missing_or_wrong_key_is_accepted_then_closed_1008_with_nothing_sent(k
 
     assert accepted is True
     assert closing == {"type": "websocket.close", "code": 1008, "reason": "unauthorized"}
-    assert AuditLog.objects.filter(action="auth_failed", resource_type="websocket").count() == 1
+    assert AuditLog.objects.filter(action="auth_failed", resource_type="request").count() == 1
 
 
 def test_a_key_in_the_query_string_authenticates(keys_on):
