@@ -53,8 +53,21 @@ if _default_db["ENGINE"] == "django.db.backends.postgresql":
     # connection instead of on every request (planning the events page costs more than running it). Set
     # DATABASE_PREPARE_THRESHOLD=0 behind a transaction-pooling proxy such as PgBouncer.
     _prepare_threshold = env_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0)
+    _default_db["OPTIONS"] = {}
     if _prepare_threshold:
         _default_db["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": _prepare_threshold}
+    if DATABASE_CONN_MAX_AGE:
+        # Connections are kept by psycopg's pool, not by Django's persistent connections: under ASGI every request
+        # runs in a thread of its own, so a persistent connection stays behind with each finished thread (a web
+        # process piled up dozens of idle connections). DATABASE_CONN_MAX_AGE becomes the pooled connections'
+        # lifetime; 0 turns pooling off (a connection per request).
+        _default_db["CONN_MAX_AGE"] = 0
+        _default_db["OPTIONS"]["pool"] = {
+            "min_size": 1,
+            "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
+            "max_lifetime": DATABASE_CONN_MAX_AGE,
+            "timeout": 10,
+        }
 if _default_db["ENGINE"] == "django.db.backends.sqlite3":
     _default_db["CONN_MAX_AGE"] = 0
     _default_db["OPTIONS"] = {
