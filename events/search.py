@@ -74,7 +74,9 @@ class Literal:
         return self.text.lower(), self.phrase
 
     def websearch(self) -> str:
-        body = f'"{self.text}"' if self.phrase else self.text
+        # ``websearch_to_tsquery`` reads ``or`` in any case as OR; §2.6 makes only upper-case ``OR`` an operator,
+        # so a lower-case one is quoted (it is then an English stop word, dropped like ``the``)
+        body = f'"{self.text}"' if self.phrase or self.text.lower() == "or" else self.text
         return f"-{body}" if self.negated else body
 
 

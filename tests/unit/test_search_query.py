@@ -25,7 +25,7 @@ def groups(text: str) -> list[list[str]]:
         ('cat -"sad cat"', [["cat", '-"sad cat"']]),
         ('NOT "sad   cat"', [['-"sad cat"']]),
         ("cat AND dog", [["cat", "dog"]]),
-        ("cat or dog and not bird", [["cat", "or", "dog", "and", "not", "bird"]]),  # operators are upper case only
+        ("cat or dog and not bird", [["cat", '"or"', "dog", "and", "not", "bird"]]),  # operators are upper case only
         ("x-ray --cat", [["x-ray", "-cat"]]),  # inner hyphens kept, leading ones negate
         ("front_door, cam#2!", [["front", "door", "cam", "2"]]),  # other characters separate
         ('"single"', [["single"]]),  # a one-word phrase is a word

@@ -89,6 +89,14 @@ def test_query_syntax_on_full_text_and_fallback(corpus, q, expected):
         assert found == want, q
 
 
+@postgres_only
+def test_lower_case_or_is_a_word_not_an_operator_on_postgres(api_client, corpus):
+    # websearch_to_tsquery alone would read "cat or dog" as cat OR dog; §2.6 makes only upper-case OR an operator
+    body = search(api_client, "cat or sad")
+
+    assert set(ids(body)) == {corpus["sad_cat"].id, corpus["cat_sad"].id}  # "or" is a stop word: cat AND sad
+
+
 def test_api_returns_list_items_with_relevance_and_highlights(api_client, corpus):
     body = search(api_client, "barking")
 
