@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
-from hsi import metrics
 from hsi.api.counts import invalidate_counts
 from hsi.api.errors import InvalidState, NotFound, VersionConflict
 from hsi.realtime import broadcast
@@ -234,7 +233,7 @@ def event_create_from_analysis(
     """Event + EventDetection rows + EventAudit for one analysed batch, in the caller's transaction.
 
     ``suppressed`` follows §5.6 (active matching feedback, not critical). After commit: ``event.created`` (the
-    ``/api/events`` list item) and ``hsi_events_created_total``. Raises ``IntegrityError`` when the batch already
+    ``/api/events`` list item). Raises ``IntegrityError`` when the batch already
     has an event (the caller re-reads it).
     """
     if not detections:
@@ -262,8 +261,6 @@ def event_create_from_analysis(
         EventAudit.objects.create(event=event, created_at=now, **_audit_fields(outcome))
     invalidate_counts("events")
     broadcast("events", "event.created", event_list_item(event.id))
-    status, level = event.analysis_status, event.risk_level
-    transaction.on_commit(lambda: metrics.events_created.labels(analysis_status=status, risk_level=level).inc())
     return event
 
 

@@ -7,8 +7,8 @@
 
 Each alert is created in its own transaction holding ``SELECT … FOR UPDATE`` on its rule row, so the cooldown
 check and the insert cannot interleave with another evaluation of the same rule. The alert's Delivery rows of the
-outbox (``deliveries_create_for_alert``) are written in that same transaction. After commit: ``alert.created``,
-``hsi_alerts_created_total{severity}`` and the dispatch of the pending deliveries. A rule that fails (in its
+outbox (``deliveries_create_for_alert``) are written in that same transaction. After commit: ``alert.created``
+and the dispatch of the pending deliveries. A rule that fails (in its
 evaluation or its insert, which is rolled back alone) is logged at ERROR as ``evaluation_error``; the others continue.
 """
 
@@ -36,7 +36,6 @@ from alerts.models import Alert, AlertKind, AlertRule, AlertStatus, RuleTrigger
 from alerts.selectors import alert_json
 from cameras.models import CameraStatus
 from events.models import Event
-from hsi import metrics
 from hsi.api.counts import invalidate_counts
 from hsi.api.errors import InvalidState, NotFound, VersionConflict
 from hsi.realtime import broadcast
@@ -196,15 +195,12 @@ def _in_cooldown(rule: AlertRule, key: str, now: dt.datetime) -> bool:
 
 def _after_creation(alert: Alert) -> None:
     """In the alert's transaction: its Delivery rows (§5.7), so a crash right after the commit loses no
-    notification (their dispatch to ``alerts.deliver`` waits for the commit); after commit: the broadcast and
-    the metric."""
+    notification (their dispatch to ``alerts.deliver`` waits for the commit); after commit: the broadcast."""
     from alerts.services import deliveries  # the outbox; looked up at call time
 
     deliveries.deliveries_create_for_alert(alert.id)
     invalidate_counts("alerts")  # cached totals of the alert scope (hsi.api.counts)
     broadcast("events", "alert.created", alert_json(alert))
-    severity = alert.severity
-    transaction.on_commit(lambda: metrics.alerts_created.labels(severity=severity).inc())
 
 
 # --- lifecycle (§5.10) ------------------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ from alerts.resilience import BreakerOpen, call_under_breaker, dead_letter_deliv
 from alerts.selectors import alert_json
 from alerts.transports.base import SendResult, transport_for
 from hsi import dispatch
-from hsi.metrics import notifications_total
 from hsi.realtime import broadcast
 
 logger = logging.getLogger("hsi.alerts.deliveries")
@@ -200,7 +199,6 @@ def delivery_send(delivery_id: int) -> str | None:
 
 def _record(delivery: Delivery, result: SendResult) -> str:
     now = timezone.now()
-    kind = delivery.channel.kind
     with transaction.atomic():
         current = Delivery.objects.select_for_update().filter(pk=delivery.pk).first()
         if current is None or not _still_claimed(current, delivery):  # deleted, or taken back (and resent) meanwhile
@@ -218,7 +216,6 @@ def _record(delivery: Delivery, result: SendResult) -> str:
             )
             NotificationChannel.objects.filter(pk=current.channel_id).update(last_success_at=now)
             _mark_alert_delivered(current.alert_id, now)
-            notifications_total.labels(kind=kind, result="sent").inc()
             return DeliveryStatus.SENT
         error = (result.error or result.message or "delivery failed")[:ERROR_MAX]
         max_attempts = max(int(settings.NOTIFY_MAX_ATTEMPTS), 1)
@@ -227,7 +224,6 @@ def _record(delivery: Delivery, result: SendResult) -> str:
             Delivery.objects.filter(pk=current.pk).update(
                 status=DeliveryStatus.PENDING, next_attempt_at=next_at, last_error=error, **common
             )
-            notifications_total.labels(kind=kind, result="retry").inc()
             _dispatch_later(current.pk, (next_at - now).total_seconds())
             return DeliveryStatus.PENDING
         Delivery.objects.filter(pk=current.pk).update(
@@ -243,7 +239,6 @@ def _record(delivery: Delivery, result: SendResult) -> str:
             first_failed_at=current.created_at,
             now=now,
         )
-        notifications_total.labels(kind=kind, result="failed").inc()
         return DeliveryStatus.FAILED
 
 
@@ -267,7 +262,6 @@ def _put_back(current: Delivery, result: SendResult, now: dt.datetime) -> str:
         last_error=error,
         updated_at=now,
     )
-    notifications_total.labels(kind=current.channel.kind, result="retry").inc()
     _dispatch_later(current.pk, (next_at - now).total_seconds())
     return DeliveryStatus.PENDING
 
@@ -350,5 +344,4 @@ def _fail_stale(delivery: Delivery, now: dt.datetime) -> None:
         first_failed_at=delivery.created_at,
         now=now,
     )
-    notifications_total.labels(kind=delivery.channel.kind, result="failed").inc()
     logger.error("Delivery %s failed: stuck in sending after %d attempt(s)", delivery.pk, delivery.attempts)

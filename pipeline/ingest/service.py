@@ -25,7 +25,7 @@ from django.utils import timezone
 from cameras.models import Camera, CameraStatus
 from cameras.services import camera_register_from_folder, camera_set_status
 from hsi.dispatch import enqueue
-from hsi.metrics import files_ingested, pipeline_stage_seconds
+from hsi.metrics import files_not_stored, pipeline_stage_seconds
 from pipeline.ingest.rules import camera_folder_of, is_accepted_path, media_type_for, sniff_file
 from pipeline.ingest.validation import sha256_of_file, validate_media
 from pipeline.models import FileStatus, IngestedFile, RejectReason
@@ -40,6 +40,7 @@ DUPLICATE = "duplicate"
 INVALID = "invalid"
 IGNORED = "ignored"
 SKIPPED_DISABLED = "skipped_disabled"
+STORED_RESULTS = (ACCEPTED, INVALID)  # the results that leave an IngestedFile row (counted from the rows, §2.12)
 _REVIVED_STATUSES = (CameraStatus.OFFLINE, CameraStatus.UNKNOWN)
 
 
@@ -450,7 +451,8 @@ def _audit_rejection(row: IngestedFile, actor: Actor) -> None:
 
 
 def _finish(outcome: IngestOutcome, started: float) -> IngestOutcome:
-    files_ingested.labels(result=outcome.result).inc()
+    if outcome.result not in STORED_RESULTS:
+        files_not_stored.labels(result=outcome.result).inc()
     if outcome.result != IGNORED:
         pipeline_stage_seconds.labels(stage="ingest").observe(time.perf_counter() - started)
     return outcome

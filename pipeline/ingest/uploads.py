@@ -24,7 +24,7 @@ from django.utils import timezone
 from cameras.models import Camera
 from hsi.api.errors import ApiError, FieldValidationError, InvalidState, NotFound
 from hsi.api.parsers import PayloadTooLarge
-from hsi.metrics import files_ingested
+from hsi.metrics import files_not_stored
 from pipeline.ingest.rules import (
     IMAGE_EXTENSIONS,
     SNIFF_BYTES,
@@ -114,7 +114,7 @@ def upload_store(camera: Camera, upload: UploadedFile, *, actor: Actor) -> Uploa
             return duplicate
         reason = validate_media(local, media_type=media_type_for(original_name), size=size, sha256=sha256)
         if reason:
-            files_ingested.labels(result="invalid").inc()
+            files_not_stored.labels(result="invalid").inc()  # rejected before any row is stored
             raise FieldValidationError([{"field": "file", "message": str(reason)}], detail=f"Upload rejected: {reason}")
         inspection = FileInspection(size=size, sha256=sha256, mime_type=sniff_mime_type(head))
         stored, received_at = _store(local, camera, sanitise_upload_name(original_name))
@@ -127,7 +127,7 @@ def _known(camera: Camera, sha256: str, *, actor: Actor, original_name: str) -> 
         if seen:
             dedup_forget(sha256)  # the cached file was deleted since (retention, camera delete)
         return None
-    files_ingested.labels(result="duplicate").inc()
+    files_not_stored.labels(result="duplicate").inc()
     return _duplicate_result(camera, earlier, actor=actor, original_name=original_name)
 
 

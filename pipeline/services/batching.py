@@ -3,8 +3,8 @@ fast path.
 
 All state lives in PostgreSQL (a restart or a Redis flush loses nothing): at most one ``open`` batch per camera
 (partial unique constraint), held under a row lock while detections are added. Closing a batch is a status change
-in the caller's transaction; after commit ``detection.batch`` is broadcast, ``hsi_batches_closed_total{reason}``
-incremented and ``pipeline.analyze_batch`` dispatched.
+in the caller's transaction; after commit ``detection.batch`` is broadcast and ``pipeline.analyze_batch``
+dispatched.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from django.db.models import F, Q, QuerySet
 
 from cameras.models import Camera
 from events.models import Detection
-from hsi import dispatch, metrics
+from hsi import dispatch
 from hsi.realtime import send_now
 from hsi.timeutils import utc_iso
 from pipeline.models import Batch, BatchStatus, CloseReason
@@ -211,7 +211,7 @@ def _announce_after_commit(batch: Batch) -> None:
 
 
 def _announce_closed(closed: _Closed) -> None:
-    """After commit: ``detection.batch`` (read back from the database), the metric, the analysis dispatch."""
+    """After commit: ``detection.batch`` (read back from the database), the analysis dispatch."""
     row = (
         Batch.objects.filter(pk=closed.batch_id)
         .values("opened_at", "closed_at", "close_reason", "detection_count", "status")
@@ -220,7 +220,6 @@ def _announce_closed(closed: _Closed) -> None:
     if row is not None:
         ids = list(Detection.objects.filter(batch_id=closed.batch_id).order_by("id").values_list("id", flat=True))
         send_now("events", "detection.batch", batch_closed_message(closed.batch_id, closed.camera_id, row, ids))
-    metrics.batches_closed.labels(reason=closed.reason).inc()
     dispatch.send("pipeline.analyze_batch", closed.batch_id)
 
 

@@ -341,7 +341,6 @@ def _after_commit(detections: Sequence[Detection], found: Sequence[Found]) -> No
     except Exception:
         logger.warning("Thumbnails of detections %s failed", [d.id for d in detections], exc_info=True)
     for detection in detections:
-        metrics.detections_total.labels(object_type=detection.object_type).inc()
         send_now("events", "detection.new", detection_new_message(detection))
 
 

@@ -5,11 +5,16 @@ Two sources are merged:
 - ``ScrapeCollector``: families read at scrape time from the database, the broker, the circuit breakers and this
   process's WebSocket hubs (``hsi_cameras``, ``hsi_open_batches``, ``hsi_queue_depth``, ``hsi_dlq_jobs``,
   ``hsi_deliveries``, ``hsi_alerts``, ``hsi_events_last_24h``, ``hsi_circuit_breaker_state``,
-  ``hsi_websocket_connections``, ``hsi_build_info``). Stored totals are therefore right on every web process,
-  whichever process did the work.
+  ``hsi_websocket_connections``, ``hsi_build_info``) and the stored totals, counters counted from the rows
+  (``hsi_files_ingested``, ``hsi_detections``, ``hsi_batches_closed``, ``hsi_events_created``,
+  ``hsi_alerts_created``, ``hsi_notifications``; one grouped query each, the set cached for 10 s so parallel
+  scrapes share it). Stored totals are therefore right on every web process, whichever process did the work; they
+  fall when retention deletes rows.
 - the process counters and histograms of ``hsi.metrics``: the default registry, or, with
   ``PROMETHEUS_MULTIPROC_DIR`` set, prometheus-client's ``MultiProcessCollector`` merging every process of the
-  host. A family without samples yet still appears with its HELP and TYPE lines (§10 on §2.12).
+  host. A family without samples yet still appears with its HELP and TYPE lines (§10 on §2.12). The one process
+  counter sharing a stored family's name (``hsi_files_ingested`` of the ingest results that store no row:
+  duplicate, ignored, skipped_disabled, a rejected upload) is added into that family, never exposed twice.
 
 No API key unless ``METRICS_REQUIRE_API_KEY`` (``hsi.api.tiers``), never throttled.
 """
@@ -17,17 +22,19 @@ No API key unless ``METRICS_REQUIRE_API_KEY`` (``hsi.api.tiers``), never throttl
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
-from django.db.models import Count
+from django.core.cache import cache
+from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
@@ -37,6 +44,9 @@ from hsi.api.views import ApiView
 logger = logging.getLogger("hsi.system.metrics")
 
 WEBSOCKET_CHANNELS = ("events", "system")
+STORED_TOTALS_CACHE_KEY = "hsi:metrics:stored_totals"
+STORED_TOTALS_TTL_SECONDS = 10
+NONE_LABEL = "none"  # the label value of a null column (the risk level of an event not analysed)
 
 
 def _counts(queryset, field: str) -> dict[str, int]:
@@ -48,6 +58,79 @@ def _gauge(name: str, documentation: str, label: str, values: dict[str, float]) 
     for key, value in values.items():
         family.add_metric([key], value)
     return family
+
+
+def _grouped(queryset, *fields: str) -> dict[tuple[str, ...], int]:
+    """Rows by the values of ``fields`` in one grouped query; a null value is ``"none"``."""
+    rows = queryset.order_by().values_list(*fields).annotate(n=Count("pk"))
+    return {tuple(NONE_LABEL if v is None else str(v) for v in row[:-1]): int(row[-1]) for row in rows}
+
+
+def _with_zeros(counts: dict[tuple[str, ...], int], *known: Iterable[str]) -> dict[tuple[str, ...], int]:
+    """``counts`` with every combination of the ``known`` label values present (0 when no row has it)."""
+    return {**dict.fromkeys(itertools.product(*known), 0), **counts}
+
+
+def stored_totals() -> dict[str, dict[tuple[str, ...], int]]:
+    """The stored totals by family and label values, read from the database at most every 10 s (shared by the
+    processes through the cache; read directly when the cache is unreachable)."""
+    try:
+        totals = cache.get(STORED_TOTALS_CACHE_KEY)
+    except Exception:
+        logger.warning("metrics: the stored totals cache is unreachable", exc_info=True)
+        return _stored_totals_read()
+    if totals is None:
+        totals = _stored_totals_read()
+        cache.set(STORED_TOTALS_CACHE_KEY, totals, STORED_TOTALS_TTL_SECONDS)
+    return totals
+
+
+def _stored_totals_read() -> dict[str, dict[tuple[str, ...], int]]:
+    from alerts.models import Alert, ChannelKind, Delivery, DeliveryStatus
+    from events.models import AnalysisStatus, Detection, Event, RiskLevel
+    from pipeline.ingest.service import ACCEPTED, INVALID
+    from pipeline.models import Batch, BatchStatus, CloseReason, FileStatus, IngestedFile
+
+    files: dict[tuple[str, ...], int] = {(ACCEPTED,): 0, (INVALID,): 0}
+    for (status,), n in _grouped(IngestedFile.objects.all(), "status").items():
+        files[(INVALID if status == FileStatus.INVALID else ACCEPTED,)] += n
+    closed = Batch.objects.filter(Q(closed_at__isnull=False) | ~Q(status=BatchStatus.OPEN))
+    levels = [*RiskLevel.values, NONE_LABEL]
+    return {
+        "hsi_files_ingested": files,
+        "hsi_detections": _grouped(Detection.objects.all(), "object_type"),
+        "hsi_batches_closed": _with_zeros(_grouped(closed, "close_reason"), CloseReason.values),
+        "hsi_events_created": _with_zeros(
+            _grouped(Event.objects.all(), "analysis_status", "risk_level"), AnalysisStatus.values, levels
+        ),
+        "hsi_alerts_created": _with_zeros(_grouped(Alert.objects.all(), "severity"), RiskLevel.values),
+        "hsi_notifications": _with_zeros(
+            _grouped(Delivery.objects.all(), "channel__kind", "status"), ChannelKind.values, DeliveryStatus.values
+        ),
+    }
+
+
+# name: (HELP, labels) of the stored totals; every HELP says that the value falls when retention deletes rows.
+STORED_FAMILIES = {
+    "hsi_files_ingested": (
+        "Files ingested, by result: accepted and invalid are the rows stored (falls when retention deletes); "
+        "duplicate, ignored, skipped_disabled and rejected uploads store no row and are counted by the processes",
+        ["result"],
+    ),
+    "hsi_detections": ("Detections: rows stored, by object type; falls when retention deletes", ["object_type"]),
+    "hsi_batches_closed": ("Batches closed: rows stored, by close reason; falls when retention deletes", ["reason"]),
+    "hsi_events_created": (
+        "Events created: rows stored (soft-deleted included), by analysis status and risk level (none: not "
+        "analysed); falls when retention deletes",
+        ["analysis_status", "risk_level"],
+    ),
+    "hsi_alerts_created": ("Alerts created: rows stored, by severity; falls when retention deletes", ["severity"]),
+    "hsi_notifications": (
+        "Notification deliveries: rows stored, by channel kind and delivery status (result); falls when retention "
+        "deletes",
+        ["kind", "result"],
+    ),
+}
 
 
 def websocket_connections() -> dict[str, int]:
@@ -76,6 +159,7 @@ class ScrapeCollector:
             self._breakers,
             self._websockets,
             self._build_info,
+            self._stored_totals,
         ):
             yield from self._safely(build)
 
@@ -157,6 +241,14 @@ class ScrapeCollector:
     def _build_info(self):
         yield _gauge("hsi_build_info", "Build information", "version", {settings.HSI_VERSION: 1})
 
+    def _stored_totals(self):
+        totals = stored_totals()
+        for name, (documentation, labels) in STORED_FAMILIES.items():
+            family = CounterMetricFamily(name, documentation, labels=labels)
+            for values, n in sorted(totals[name].items()):
+                family.add_metric(list(values), n)
+            yield family
+
 
 def _declared_process_metrics() -> list:
     """Every counter/histogram defined in ``hsi.metrics``."""
@@ -172,16 +264,30 @@ class _Exposition:
         self.process_source = process_source
 
     def collect(self) -> Iterable[Metric]:
+        scraped = {family.name: family for family in ScrapeCollector().collect()}
         seen = set()
         for family in self.process_source.collect():
             seen.add(family.name)
-            yield family
+            yield _added(scraped.pop(family.name), family) if family.name in scraped else family
         for declared in _declared_process_metrics():  # multiprocess mode knows only families with samples
             for family in declared.describe():
-                if family.name not in seen:
+                if family.name not in seen and family.name not in scraped:
                     seen.add(family.name)
                     yield family
-        yield from ScrapeCollector().collect()
+        yield from scraped.values()
+
+
+def _added(stored: Metric, process: Metric) -> Metric:
+    """The stored counter family with the process counts of the same name added, per label set (the process
+    counter's ``_created`` samples are dropped: a sum with stored rows has no creation time)."""
+    totals = {tuple(sorted(sample.labels.items())): sample for sample in stored.samples}
+    for sample in process.samples:
+        if sample.name.endswith("_total"):
+            key = tuple(sorted(sample.labels.items()))
+            earlier = totals.get(key)
+            totals[key] = sample._replace(value=sample.value + (earlier.value if earlier else 0))
+    stored.samples = list(totals.values())
+    return stored
 
 
 def _process_source():

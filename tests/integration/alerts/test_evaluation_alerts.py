@@ -17,7 +17,6 @@ from django.db import DatabaseError, connection, connections, transaction
 from alerts.models import Alert, AlertRule, Delivery
 from alerts.services.alerts import alerts_evaluate_event
 from alerts.tasks import evaluate_event
-from hsi import metrics
 from tests.factories import (
     AlertRuleFactory,
     CameraFactory,
@@ -28,6 +27,7 @@ from tests.factories import (
 )
 from tests.fakes.http_fake import FakeHttpServer, Reply
 from tests.integration.alerts.refusing_triggers import refuse_inserts
+from tests.integration.metrics_support import scraped
 
 pytestmark = pytest.mark.django_db
 
@@ -343,7 +343,7 @@ def test_the_event_is_still_published_to_mqtt_when_its_evaluation_fails(settings
 
 def test_alert_created_is_broadcast_and_counted(camera, django_capture_on_commit_callbacks, events_stream):
     rule(severity="critical")
-    before = metrics.alerts_created.labels(severity="critical")._value.get()
+    before = scraped("hsi_alerts_created", severity="critical")
 
     evaluate(make_event(camera), django_capture_on_commit_callbacks)
 
@@ -351,7 +351,7 @@ def test_alert_created_is_broadcast_and_counted(camera, django_capture_on_commit
     messages = [m for m in events_stream.drain() if m["type"] == "alert.created"]
     assert [m["data"]["id"] for m in messages] == [str(alert.id)]
     assert messages[0]["data"]["status"] == "pending"
-    assert metrics.alerts_created.labels(severity="critical")._value.get() == before + 1
+    assert scraped("hsi_alerts_created", severity="critical") == before + 1
 
 
 def test_nothing_is_broadcast_before_commit(camera, django_capture_on_commit_callbacks, events_stream):

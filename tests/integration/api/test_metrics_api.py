@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from prometheus_client.parser import text_string_to_metric_families
 
 from cameras.models import CameraStatus
+from events.models import Detection
 from hsi.resilience import breaker
-from pipeline.models import BatchStatus
+from pipeline.ingest import file_ingest
+from pipeline.models import BatchStatus, IngestedFile
+from system.api.metrics import STORED_TOTALS_CACHE_KEY
 from tests.factories import (
     AlertFactory,
     BatchFactory,
     CameraFactory,
     DeliveryFactory,
+    DetectionFactory,
     EventFactory,
     FailedJobFactory,
+    IngestedFileFactory,
+    NotificationChannelFactory,
 )
+from tests.images import jpeg_bytes
+from tests.integration.ingest_support import ensure_process_file_task, write
+from tests.integration.metrics_support import scraped
 
 pytestmark = pytest.mark.django_db
 
@@ -32,19 +42,22 @@ SCRAPE_FAMILIES = {
     "hsi_build_info": "gauge",
 }
 # Counter families are named without their ``_total`` sample suffix.
-PROCESS_FAMILIES = {
-    "hsi_http_requests": "counter",
-    "hsi_http_request_duration_seconds": "histogram",
+STORED_FAMILIES = {
     "hsi_files_ingested": "counter",
     "hsi_detections": "counter",
-    "hsi_detector_inference_seconds": "histogram",
-    "hsi_llm_request_seconds": "histogram",
     "hsi_batches_closed": "counter",
     "hsi_events_created": "counter",
     "hsi_alerts_created": "counter",
     "hsi_notifications": "counter",
+}
+PROCESS_FAMILIES = {
+    "hsi_http_requests": "counter",
+    "hsi_http_request_duration_seconds": "histogram",
+    "hsi_detector_inference_seconds": "histogram",
+    "hsi_llm_request_seconds": "histogram",
     "hsi_pipeline_stage_duration_seconds": "histogram",
 }
+ALL_FAMILIES = {**SCRAPE_FAMILIES, **STORED_FAMILIES, **PROCESS_FAMILIES}
 
 
 def scrape(client) -> dict:
@@ -61,7 +74,7 @@ def values(family, label: str) -> dict[str, float]:
 def test_every_required_family_is_exposed_with_its_type(client):
     families = scrape(client)
 
-    for name, kind in {**SCRAPE_FAMILIES, **PROCESS_FAMILIES}.items():
+    for name, kind in ALL_FAMILIES.items():
         assert name in families, name
         assert families[name].type == kind, name
 
@@ -108,6 +121,78 @@ def test_scrape_time_families_count_what_is_stored(client, settings):
     }
     assert values(families["hsi_websocket_connections"], "channel") == {"events": 0, "system": 0}
     assert values(families["hsi_build_info"], "version") == {settings.HSI_VERSION: 1}
+
+
+def totals(family) -> dict[tuple[str, ...], float]:
+    """The non-zero ``_total`` samples of a counter family by their label values (in label order)."""
+    return {
+        tuple(sample.labels.values()): sample.value
+        for sample in family.samples
+        if sample.name == family.name + "_total" and sample.value
+    }
+
+
+def test_stored_totals_count_the_rows_whatever_process_stored_them(client):
+    # Rows as the workers of other processes store them
+    camera = CameraFactory()
+    IngestedFileFactory.create_batch(2, camera=camera, status="processed")
+    IngestedFileFactory(camera=camera, status="pending")
+    IngestedFileFactory(camera=camera, status="invalid", reject_reason="too_small")
+    DetectionFactory.create_batch(2, camera=camera, object_type="person")
+    DetectionFactory(camera=camera, object_type="car")
+    BatchFactory(camera=camera, status=BatchStatus.OPEN, close_reason=None, closed_at=None)  # not closed yet
+    BatchFactory(camera=camera, status=BatchStatus.DONE, close_reason="idle")
+    BatchFactory(camera=camera, status=BatchStatus.ANALYZING, close_reason="fast_path")
+    event = EventFactory(camera=camera, analysis_status="llm", risk_level="high", risk_score=70)
+    EventFactory(camera=camera, analysis_status="rules", risk_level="high", deleted_at=event.created_at)  # trashed
+    EventFactory(camera=camera, analysis_status="fallback", risk_level=None, risk_score=None)
+    alert = AlertFactory(event=event, severity="critical")
+    AlertFactory(event=event, severity="high")
+    DeliveryFactory(alert=alert, channel=NotificationChannelFactory(kind="webhook"), status="sent")
+    DeliveryFactory(alert=alert, channel=NotificationChannelFactory(kind="mqtt"), status="failed")
+
+    families = scrape(client)
+
+    assert totals(families["hsi_files_ingested"]) == {("accepted",): 3, ("invalid",): 1}
+    assert totals(families["hsi_detections"]) == {("person",): 2, ("car",): 1}
+    assert totals(families["hsi_batches_closed"]) == {("idle",): 1, ("fast_path",): 1}
+    assert totals(families["hsi_events_created"]) == {("llm", "high"): 1, ("rules", "high"): 1, ("fallback", "none"): 1}
+    assert totals(families["hsi_alerts_created"]) == {("critical",): 1, ("high",): 1}
+    assert totals(families["hsi_notifications"]) == {("webhook", "sent"): 1, ("mqtt", "failed"): 1}
+    # Known label values are there before any row has them; the HELP says the total can fall
+    assert values(families["hsi_alerts_created"], "severity") == {"low": 0, "medium": 0, "high": 1, "critical": 1}
+    assert "falls when retention deletes" in families["hsi_detections"].documentation
+
+
+def test_stored_totals_are_shared_for_10_seconds_then_fall_with_the_deleted_rows(client):
+    DetectionFactory.create_batch(3, object_type="dog")
+    first = scrape(client)
+    Detection.objects.filter(pk__in=Detection.objects.values("pk")[:2]).delete()  # retention
+
+    within_10_seconds = scrape(client)
+    cache.delete(STORED_TOTALS_CACHE_KEY)  # the 10 s have passed
+    later = scrape(client)
+
+    assert totals(first["hsi_detections"]) == totals(within_10_seconds["hsi_detections"]) == {("dog",): 3}
+    assert totals(later["hsi_detections"]) == {("dog",): 1}
+
+
+def test_ingest_results_without_a_row_are_added_to_the_stored_family(client, foscam_root):
+    ensure_process_file_task()
+    data = jpeg_bytes(seed=77)
+    duplicates_before = scraped("hsi_files_ingested", result="duplicate")
+
+    file_ingest(write(foscam_root / "porch" / "a.jpg", data))
+    file_ingest(write(foscam_root / "porch" / "copy.jpg", data))
+
+    cache.delete(STORED_TOTALS_CACHE_KEY)  # more than 10 s after the first scrape
+    text = client.get("/api/metrics").content.decode()
+    [family] = [f for f in text_string_to_metric_families(text) if f.name == "hsi_files_ingested"]
+    assert IngestedFile.objects.count() == 1
+    assert totals(family)[("accepted",)] == 1
+    assert totals(family)[("duplicate",)] == duplicates_before + 1
+    assert text.count("# TYPE hsi_files_ingested_total counter") == 1  # one family, never exposed twice
+    assert "hsi_files_ingested_created" not in text
 
 
 def _requests_total(families, route: str, status: str = "200") -> float:
@@ -162,7 +247,7 @@ def test_multiprocess_mode_still_lists_every_family(client, settings, tmp_path):
 
     families = scrape(client)
 
-    for name in {**SCRAPE_FAMILIES, **PROCESS_FAMILIES}:
+    for name in ALL_FAMILIES:
         assert name in families, name
     assert "process_cpu_seconds" not in families  # only the merged files, not this process's registry
 

@@ -27,11 +27,11 @@ from tests.factories import (
 )
 from tests.fakes.detector_server import detection, person
 from tests.fakes.llm_server import verdict_json
+from tests.integration.metrics_support import scraped
 from tests.integration.pipeline_support import (
     T0,
     at,
     image_file,
-    metric,
     of_type,
     pipeline_env,  # noqa: F401 - fixture
     run_task,
@@ -151,7 +151,7 @@ def test_event_created_carries_the_events_list_item_and_is_counted(
     fake_detector, camera, foscam_root, events_stream, django_capture_on_commit_callbacks
 ):
     fake_detector.detections = [person(0.95)]
-    before = metric("hsi_events_created_total", analysis_status="rules", risk_level="low")
+    before = scraped("hsi_events_created", analysis_status="rules", risk_level="low")
 
     # A running clock: the Redis channel layer orders a channel's messages by their send time.
     drop(django_capture_on_commit_callbacks, camera, foscam_root, 0, tick=True)
@@ -161,7 +161,7 @@ def test_event_created_carries_the_events_list_item_and_is_counted(
     assert [m["type"] for m in messages] == ["detection.new", "detection.batch", "event.created"]
     assert messages[-1]["data"] == selectors.event_list_item(event.id)
     assert messages[-1]["data"]["detection_ids"] == list(event.detections.values_list("id", flat=True))
-    assert metric("hsi_events_created_total", analysis_status="rules", risk_level="low") == before + 1
+    assert scraped("hsi_events_created", analysis_status="rules", risk_level="low") == before + 1
 
 
 # --- Idempotency --------------------------------------------------------------------------------------------

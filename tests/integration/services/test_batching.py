@@ -14,11 +14,11 @@ from pipeline.models import Batch
 from pipeline.services import batch_add_detections, batches_close_expired
 from tests.factories import CameraFactory, DetectionFactory
 from tests.fakes.detector_server import detection
+from tests.integration.metrics_support import scraped
 from tests.integration.pipeline_support import (
     T0,
     at,
     image_file,
-    metric,
     of_type,
     pipeline_env,  # noqa: F401 - fixture
     run_task,
@@ -179,7 +179,7 @@ def test_closing_broadcasts_detection_batch_counts_it_and_dispatches_the_analysi
 ):
     found = cars(camera, 2)
     batch = add(camera, found, 0)[0]
-    before = metric("hsi_batches_closed_total", reason="idle")
+    before = scraped("hsi_batches_closed", reason="idle")
 
     with django_capture_on_commit_callbacks(execute=True):
         assert batches_close_expired(now=at(30)) == 1
@@ -196,7 +196,7 @@ def test_closing_broadcasts_detection_batch_counts_it_and_dispatches_the_analysi
             "close_reason": "idle",
         }
     ]
-    assert metric("hsi_batches_closed_total", reason="idle") == before + 1
+    assert scraped("hsi_batches_closed", reason="idle") == before + 1
     event = Event.objects.get(batch=batch)  # pipeline.analyze_batch ran (eager)
     assert sorted(event.detections.values_list("id", flat=True)) == sorted(d.id for d in found)
 

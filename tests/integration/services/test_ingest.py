@@ -32,6 +32,7 @@ from tests.integration.ingest_support import (
     unreadable_mp4,
     write,
 )
+from tests.integration.metrics_support import scraped
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +41,7 @@ def _process_file_task():
 
 
 def ingested(result: str) -> float:
-    return REGISTRY.get_sample_value("hsi_files_ingested_total", {"result": result}) or 0.0
+    return scraped("hsi_files_ingested", result=result)
 
 
 def ingest_seconds_count() -> float:

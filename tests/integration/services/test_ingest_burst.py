@@ -11,7 +11,6 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
-from prometheus_client import REGISTRY
 
 from cameras.models import Camera
 from pipeline.ingest import BurstIngestError, dedup_key, file_ingest, files_ingest
@@ -28,13 +27,14 @@ from tests.integration.ingest_support import (
     wait_for,
     write,
 )
+from tests.integration.metrics_support import scraped, scraped_by
 
 PROCESS_FILE = "pipeline.process_file"
 RESULTS = ("accepted", "duplicate", "invalid", "ignored", "skipped_disabled")
 
 
 def ingested(result: str) -> float:
-    return REGISTRY.get_sample_value("hsi_files_ingested_total", {"result": result}) or 0.0
+    return scraped("hsi_files_ingested", result=result)
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +71,7 @@ def test_each_file_of_a_burst_gets_the_outcome_it_would_get_alone(
     paths.append(foscam_root / "porch" / "gone.jpg")
     (foscam_root / "porch" / "gone.jpg").unlink()
 
-    counted_before = {result: ingested(result) for result in RESULTS}
+    counted_before = scraped_by("hsi_files_ingested", "result")
 
     with django_capture_on_commit_callbacks(execute=True):
         outcomes = files_ingest(paths)
@@ -106,7 +106,8 @@ def test_each_file_of_a_burst_gets_the_outcome_it_would_get_alone(
     for camera in Camera.objects.filter(pk__in=["porch", "garden"]):
         assert timezone.now() - camera.last_seen_at < timezone.timedelta(minutes=1)
     assert IngestedFile.objects.count() == 1 + 2 + 3
-    counted = {result: ingested(result) - counted_before[result] for result in RESULTS}
+    counted_after = scraped_by("hsi_files_ingested", "result")
+    counted = {result: counted_after.get(result, 0) - counted_before.get(result, 0) for result in RESULTS}
     assert counted == {"accepted": 2, "duplicate": 2, "invalid": 3, "ignored": 3, "skipped_disabled": 1}  # once each
 
 

@@ -17,11 +17,11 @@ from system.services import Actor
 from tests.factories import CameraFactory, ZoneFactory
 from tests.fakes.detector_server import detection, person
 from tests.fakes.http_fake import Reply
+from tests.integration.metrics_support import scraped
 from tests.integration.pipeline_support import (
     T0,
     at,
     image_file,
-    metric,
     of_type,
     pipeline_env,  # noqa: F401 - fixture
     run_task,
@@ -395,11 +395,11 @@ def test_every_task_refreshes_the_worker_heartbeat(camera, foscam_root, django_c
 
 def test_detections_are_counted_in_the_metrics(fake_detector, camera, foscam_root, django_capture_on_commit_callbacks):
     fake_detector.detections = [detection("bicycle", 0.8), detection("bicycle", 0.9, bbox=(200, 200, 40, 40))]
-    before = metric("hsi_detections_total", object_type="bicycle")
+    before = scraped("hsi_detections", object_type="bicycle")
 
     process(django_capture_on_commit_callbacks, image_file(camera, foscam_root))
 
-    assert metric("hsi_detections_total", object_type="bicycle") == before + 2
+    assert scraped("hsi_detections", object_type="bicycle") == before + 2
 
 
 def test_without_reidentification_no_embedding_or_entity_is_stored(
