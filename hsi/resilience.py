@@ -65,9 +65,16 @@ class BreakerState:
     state: str
     failures: int
     opened_at: float | None
+    last_failure_at: float | None = None
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "state": self.state, "failures": self.failures, "opened_at": self.opened_at}
+        return {
+            "name": self.name,
+            "state": self.state,
+            "failures": self.failures,
+            "opened_at": self.opened_at,
+            "last_failure_at": self.last_failure_at,
+        }
 
 
 class CircuitBreaker:
@@ -97,7 +104,7 @@ class CircuitBreaker:
         opened_at = raw.get("opened_at")
         if state == OPEN and opened_at is not None and self.clock() - opened_at >= settings.CIRCUIT_RECOVERY_SECONDS:
             state = HALF_OPEN
-        return BreakerState(self.name, state, int(raw.get("failures", 0)), opened_at)
+        return BreakerState(self.name, state, int(raw.get("failures", 0)), opened_at, raw.get("last_failure_at"))
 
     def call(self, operation: Callable[[], T]) -> T:
         """Run ``operation`` under the breaker; raise ``CircuitOpenError`` without calling it when open."""
@@ -132,24 +139,30 @@ class CircuitBreaker:
         if trial or previous.state != CLOSED:
             cache.delete(self._trial_key)
         if previous.state != CLOSED or previous.failures:
-            cache.set(self._key, {"state": CLOSED, "failures": 0, "opened_at": None}, self.TTL)
+            self._store(CLOSED, 0, None, previous.last_failure_at)
         if previous.state != CLOSED:
             self._announce(previous.state, CLOSED)
+
+    def _store(self, state: str, failures: int, opened_at: float | None, last_failure_at: float | None) -> None:
+        value = {"state": state, "failures": failures, "opened_at": opened_at, "last_failure_at": last_failure_at}
+        cache.set(self._key, value, self.TTL)
 
     def record_failure(self) -> None:
         previous = self.snapshot()
         cache.delete(self._trial_key)
         failures = previous.failures + 1
+        now = self.clock()
         if previous.state == HALF_OPEN or failures >= settings.CIRCUIT_FAILURE_THRESHOLD:
-            cache.set(self._key, {"state": OPEN, "failures": failures, "opened_at": self.clock()}, self.TTL)
+            self._store(OPEN, failures, now, now)
             if previous.state != OPEN:
                 self._announce(previous.state, OPEN)
         else:
-            cache.set(self._key, {"state": previous.state, "failures": failures, "opened_at": None}, self.TTL)
+            self._store(previous.state, failures, None, now)
 
     def reset(self) -> None:
         previous = self.snapshot()
-        cache.delete_many([self._key, self._trial_key])
+        cache.delete(self._trial_key)
+        self._store(CLOSED, 0, None, previous.last_failure_at)  # the history of failures outlives a reset
         if previous.state != CLOSED:
             self._announce(previous.state, CLOSED)
 

@@ -253,8 +253,7 @@ def circuit_breakers(now=None) -> dict:
                 "name": name,
                 "state": state.state,
                 "failure_count": state.failures,
-                # The breaker stores when it opened, not each failure: the last failure known is the opening one.
-                "last_failure_at": instant(state.opened_at),
+                "last_failure_at": instant(state.last_failure_at),
                 "opened_at": instant(state.opened_at) if state.state != "closed" else None,
                 "config": dict(config),
             }

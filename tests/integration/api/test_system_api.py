@@ -244,11 +244,16 @@ def test_circuit_breakers_list_every_breaker_and_a_reset_closes_one_with_an_audi
     assert by_name["llm"]["state"] == "open" and by_name["llm"]["failure_count"] == 2
     assert by_name["llm"]["opened_at"] is not None and by_name["llm"]["last_failure_at"] is not None
     assert by_name["webhook"]["state"] == "closed" and by_name["webhook"]["failure_count"] == 1
+    assert by_name["webhook"]["last_failure_at"] is not None and by_name["webhook"]["opened_at"] is None
+    assert by_name["email"]["last_failure_at"] is None
     assert by_name["detector"]["config"] == {"failure_threshold": 2, "recovery_timeout_seconds": 30}
     assert before["open_count"] == 1
     assert reset.status_code == 200
     assert reset.json() == {"name": "llm", "previous_state": "open", "state": "closed"}
     assert after["open_count"] == 0
+    llm_after = {b["name"]: b for b in after["breakers"]}["llm"]
+    assert (llm_after["state"], llm_after["failure_count"]) == ("closed", 0)
+    assert llm_after["last_failure_at"] == by_name["llm"]["last_failure_at"]  # history outlives the reset
     row = AuditLog.objects.get(action="circuit_breaker_reset")
     assert (row.resource_type, row.resource_id, row.status) == ("circuit_breaker", "llm", "success")
 

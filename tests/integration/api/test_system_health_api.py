@@ -171,11 +171,17 @@ def test_all_in_one_mode_disables_workers_and_the_broker(api_client, settings, t
 
 def test_an_unreachable_database_is_an_error_check():
     broken = connections.create_connection("default")
-    broken.settings_dict = {**broken.settings_dict, "HOST": "127.0.0.1", "PORT": str(closed_port())}
+    broken.alias = "unreachable"  # a pool of its own: pools are kept per alias
+    options = dict(broken.settings_dict.get("OPTIONS", {}))
+    if options.get("pool"):
+        options["pool"] = {**options["pool"], "timeout": 1}
+    broken.settings_dict = {**broken.settings_dict, "HOST": "127.0.0.1", "PORT": str(closed_port()), "OPTIONS": options}
     try:
         check = database_health(broken)
     finally:
         broken.close()
+        if options.get("pool"):
+            broken.close_pool()
 
     assert check["status"] == "error" and check["message"].startswith("Database unreachable")
 
