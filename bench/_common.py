@@ -7,6 +7,7 @@ read the environment once, when they are imported.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import os
 import platform
@@ -14,7 +15,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -334,3 +335,18 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, out=No
     print("  ".join("-" * w for w in widths), file=out)
     for row in rows:
         print(line(row), file=out)
+
+
+def camera_rows(cameras: Iterable[tuple], now: dt.datetime) -> Iterator[dict]:
+    """Camera rows for COPY: one per ``(id, name, …)`` tuple, online and enabled."""
+    for camera_id, name, *_ in cameras:
+        yield {
+            "id": camera_id,
+            "name": name,
+            "folder_path": f"/export/foscam/{camera_id}",
+            "status": "online",
+            "enabled": True,
+            "status_changed_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }

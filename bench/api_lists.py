@@ -161,20 +161,6 @@ def plan_events(rng: random.Random, events: int, detections: int, days: int, now
     return plans
 
 
-def camera_rows(now: dt.datetime) -> Iterator[dict]:
-    for camera_id, name, _ in CAMERAS:
-        yield {
-            "id": camera_id,
-            "name": name,
-            "folder_path": f"/export/foscam/{camera_id}",
-            "status": "online",
-            "enabled": True,
-            "status_changed_at": now,
-            "created_at": now,
-            "updated_at": now,
-        }
-
-
 def _risk(rng: random.Random, plan: EventPlan) -> tuple[str, int]:
     if "person" not in plan.combo:
         weights = RISK_WEIGHTS["none"]
@@ -310,7 +296,7 @@ def seed(url: str, args: argparse.Namespace) -> None:
     results = []
     with psycopg.connect(url) as conn:
         steps = (
-            ("cameras_camera", camera_rows(now)),
+            ("cameras_camera", _common.camera_rows(CAMERAS, now)),
             ("events_event", event_rows(random.Random(RANDOM_SEED + 1), plans, now)),
             ("events_detection", detection_rows(random.Random(RANDOM_SEED + 2), plans)),
             ("events_eventdetection", link_rows(plans)),

@@ -152,20 +152,6 @@ SCENARIOS = (  # name, query parameters, counted in the targets
 )
 
 
-def camera_rows(now: dt.datetime) -> Iterator[dict]:
-    for camera_id, name, _ in CAMERAS:
-        yield {
-            "id": camera_id,
-            "name": name,
-            "folder_path": f"/export/foscam/{camera_id}",
-            "status": "online",
-            "enabled": True,
-            "status_changed_at": now,
-            "created_at": now,
-            "updated_at": now,
-        }
-
-
 def event_rows(rng: random.Random, count: int, now: dt.datetime) -> Iterator[dict]:
     camera_weights = [c[2] for c in CAMERAS]
     subject_weights = [s[2] for s in SUBJECTS]
@@ -217,7 +203,7 @@ def seed(url: str, events: int) -> None:
     now = dt.datetime.now(dt.UTC)
     with psycopg.connect(url) as conn:
         for table, rows in (
-            ("cameras_camera", camera_rows(now)),
+            ("cameras_camera", _common.camera_rows(CAMERAS, now)),
             ("events_event", event_rows(random.Random(RANDOM_SEED), events, now)),
         ):
             result = _common.copy_rows(conn, table, rows)
