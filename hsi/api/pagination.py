@@ -116,6 +116,12 @@ def offset_slice(queryset: QuerySet, page: PageRequest) -> tuple[list, bool]:
     return rows[: page.limit], len(rows) > page.limit
 
 
+def offset_page(queryset: QuerySet, page: PageRequest, render: Callable[[Any], Any]) -> dict:
+    """The envelope of one offset page of ``queryset``, each row rendered by ``render``."""
+    rows, has_more = offset_slice(queryset, page)
+    return envelope([render(row) for row in rows], total=queryset.count(), page=page, has_more=has_more)
+
+
 def keyset_slice(
     queryset: QuerySet, page: PageRequest, time_field: str, key: Callable[[Any], tuple[dt.datetime, int]]
 ) -> tuple[list, bool, str | None]:

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from hsi.api.errors import FieldValidationError
 from hsi.api.filters import StrictFilterSet, parse_bool
-from hsi.api.pagination import envelope, offset_slice, parse_page
+from hsi.api.pagination import offset_page, parse_page
 from hsi.api.schema import page_parameters, page_response, query_parameters
 from hsi.api.views import ApiView
 from pipeline import selectors, services
@@ -66,9 +66,7 @@ class FailedJobListView(ApiView):
     def get(self, request):
         jobs = FailedJobFilter(request.query_params, queryset=selectors.failed_jobs()).qs
         page = parse_page(request, default=LIST_DEFAULT_LIMIT, maximum=LIST_MAX_LIMIT)
-        rows, has_more = offset_slice(jobs, page)
-        items = [selectors.failed_job_json(job) for job in rows]
-        return Response(envelope(items, total=jobs.count(), page=page, has_more=has_more))
+        return Response(offset_page(jobs, page, selectors.failed_job_json))
 
     @extend_schema(
         summary="Clear one queue of the DLQ, or all of it",

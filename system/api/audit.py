@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from hsi.api.filters import InstantField, InstantFilter, ListFilter, StrictFilterSet, check_date_range, validate_query
-from hsi.api.pagination import envelope, offset_slice, parse_page
+from hsi.api.pagination import offset_page, parse_page
 from hsi.api.views import ApiView
 from system import log_selectors as selectors
 from system.models import AuditStatus
@@ -39,9 +39,7 @@ class AuditListView(ApiView):
     def get(self, request):
         rows_qs = AuditLogFilter(request.query_params, queryset=selectors.audit_logs()).qs
         page = parse_page(request, default=LIST_DEFAULT_LIMIT, maximum=LIST_MAX_LIMIT)
-        rows, has_more = offset_slice(rows_qs, page)
-        items = [selectors.audit_log_json(row) for row in rows]
-        return Response(envelope(items, total=rows_qs.count(), page=page, has_more=has_more))
+        return Response(offset_page(rows_qs, page, selectors.audit_log_json))
 
 
 class AuditStatsView(ApiView):
