@@ -437,11 +437,25 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "level": LOG_LEVEL},
         # LogEntry rows (CONTRACT §1.5); see system/logging.py for where and how rows are written.
-        "database": {"class": "system.logging.DatabaseLogHandler", "level": LOG_DB_MIN_LEVEL},
+        "database": {
+            "class": "system.logging.DatabaseLogHandler",
+            "level": LOG_DB_MIN_LEVEL,
+            "quiet_loggers": ["celery.beat"],  # a row per due task; its console lines stay ("beat: Starting...")
+        },
     },
     "root": {
         "handlers": ["console", "database"],
         "level": min(LOG_LEVEL, LOG_DB_MIN_LEVEL, key=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL").index),
     },
-    "loggers": {"django.request": {"level": "ERROR"}, "daphne": {"level": "WARNING"}},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "daphne": {"level": "WARNING"},
+        # Third-party INFO lines are noise in LogEntry, some leak secrets: httpx logs every request's full URL
+        # (webhook tokens), Celery a line per task received / succeeded (with its arguments and return value).
+        # Their warnings and errors are still logged and stored.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+    },
 }

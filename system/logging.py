@@ -16,7 +16,10 @@ Where the row is written, and why:
   writer simply waits for the caller's write lock instead of blocking the caller.
 - **Inside a test case's transaction** (pytest-django / ``TestCase`` wrap each test in an atomic block that is
   never committed): the row is written in a savepoint of that transaction, so tests see their logs at once and
-  nothing leaks into the next test. ``flush()`` waits for the background writer (transactional tests).
+  nothing leaks into the next test. ``flush()`` waits for the background writer (transactional tests). Rows
+  committed on another connection during a test (the background writer, another thread's autocommit INSERT)
+  are tracked and deleted after the test (``track_committed_rows`` / ``discard_committed_rows``,
+  tests/conftest.py), so they never show up in a later test either.
 
 The handler never raises into the caller (database errors are swallowed), and it never recurses: records of
 ``django.db.backends`` and of this module are ignored, and a record logged while a row is being written is
@@ -33,6 +36,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 from typing import Any
 
@@ -51,6 +55,8 @@ _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict
 _KNOWN_EXTRAS = {"camera_id", "event_id", "detection_id", "request_id", "duration_ms"}
 
 _local = threading.local()
+# The escape ``\u0000`` in JSON text, not preceded by an escaped backslash (``\\u0000`` is the text "\u0000").
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
 def level_name(levelno: int) -> str:
@@ -85,9 +91,9 @@ def clean_text(text: str) -> str:
 
 def json_safe(value: Any) -> Any:
     """A JSON-serialisable copy of ``value`` (unknown objects become their ``str``)."""
-    try:  # NUL is valid JSON but PostgreSQL's jsonb refuses it, as it refuses lone surrogates
+    try:  # NUL is valid JSON but PostgreSQL's jsonb refuses it (in keys too), as it refuses lone surrogates
         text = clean_text(json.dumps(value, default=str, ensure_ascii=False))
-        return json.loads(text.replace("\\u0000", "\\ufffd"))
+        return json.loads(_JSON_NUL.sub(r"\1\\ufffd", text) if "\\u0000" in text else text)
     except (TypeError, ValueError, RecursionError):
         return str(value)
 
@@ -153,6 +159,15 @@ def record_to_row(record: logging.LogRecord) -> dict:
     return row
 
 
+class _Call:
+    """A function the writer thread runs on its own connection, in queue order (after the rows queued before it)."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.result: Any = None
+
+
 class _Writer:
     """The background writer: a bounded queue and one daemon thread per process (re-created after a fork)."""
 
@@ -167,6 +182,11 @@ class _Writer:
         with contextlib.suppress(queue.Full):  # a log storm must not grow memory without bound
             q.put_nowait(row)
 
+    def busy(self) -> bool:
+        """True while rows handed to this writer are not written (or dropped) yet. No lock, no query."""
+        q = self._queue
+        return q is not None and self._pid == os.getpid() and q.unfinished_tasks > 0
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued row has been written (or dropped); True when the queue drained in time."""
         q = self._queue
@@ -178,6 +198,15 @@ class _Writer:
         except queue.Full:
             return False
         return done.wait(timeout)
+
+    def call(self, fn, timeout: float = 5.0) -> Any:
+        """Run ``fn()`` on the writer's thread and connection after what is queued; its result (None on timeout)."""
+        job = _Call(fn)
+        try:
+            self._ensure().put(job, timeout=timeout)
+        except queue.Full:
+            return None
+        return job.result if job.done.wait(timeout) else None
 
     def _ensure(self) -> queue.Queue:
         if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
@@ -192,37 +221,37 @@ class _Writer:
     def _run(self) -> None:
         q = self._queue
         while True:
-            item = q.get()
-            batch, markers = [], []
-            self._take(item, batch, markers)
+            items = [q.get()]
             while True:  # drain what is already waiting: one INSERT for a burst
                 try:
-                    self._take(q.get_nowait(), batch, markers)
+                    items.append(q.get_nowait())
                 except queue.Empty:
                     break
-            if batch:
-                _local.active = True
-                try:
-                    _insert(batch)
-                finally:
-                    _local.active = False
-                    _close_thread_connection()  # keep no idle connection (lets test databases be dropped)
-            for marker in markers:
-                marker.set()
+            batch = [item for item in items if isinstance(item, dict)]
+            _local.active = True
+            try:
+                if batch:
+                    _note_committed(_insert(batch))
+                for item in items:
+                    if isinstance(item, _Call):
+                        with contextlib.suppress(Exception):
+                            item.result = item.fn()
+                        item.done.set()
+            finally:
+                _local.active = False
+                _close_thread_connection()  # keep no idle connection (lets test databases be dropped)
+            for item in items:
+                if isinstance(item, threading.Event):
+                    item.set()
+                q.task_done()
 
-    @staticmethod
-    def _take(item, batch: list, markers: list) -> None:
-        if isinstance(item, threading.Event):
-            markers.append(item)
-        else:
-            batch.append(item)
 
-
-def _insert(rows: list[dict]) -> None:
+def _insert(rows: list[dict]) -> list:
     from system.models import LogEntry
 
     with contextlib.suppress(Exception):  # never let logging fail loudly; the console handler has the record
-        LogEntry.objects.bulk_create([LogEntry(**row) for row in rows])
+        return LogEntry.objects.bulk_create([LogEntry(**row) for row in rows])
+    return []
 
 
 def _close_thread_connection() -> None:
@@ -230,6 +259,58 @@ def _close_thread_connection() -> None:
 
     with contextlib.suppress(Exception):
         connections["default"].close()
+
+
+# --- test support: rows committed behind a test's back --------------------------------------------------------
+# A test case runs in a transaction that is rolled back, but rows written by the background writer, or by another
+# thread (a server thread, a connection pool's worker), are committed on a connection of their own and would be
+# seen by every later test on the same database. When tracking is on (tests/conftest.py turns it on), the ids of
+# such rows are remembered, and ``discard_committed_rows`` deletes them after the test. Off in production.
+_committed_ids: list[int] | None = None
+_committed_lock = threading.Lock()
+
+
+def track_committed_rows() -> None:
+    """Remember the id of every row committed outside a test case's transaction (for ``discard_committed_rows``)."""
+    global _committed_ids
+    with _committed_lock:
+        if _committed_ids is None:
+            _committed_ids = []
+
+
+def _note_committed(entries: list) -> None:
+    if _committed_ids is not None and entries:
+        with _committed_lock:
+            _committed_ids.extend(entry.pk for entry in entries if entry.pk is not None)
+
+
+def has_committed_rows() -> bool:
+    """True when rows are queued for the writer or were committed since the last discard (no query: cheap)."""
+    return bool(_committed_ids) or _writer.busy()
+
+
+def discard_committed_rows(timeout: float = 5.0) -> bool:
+    """Wait for the writer, then delete (on the writer's own connection, so a test's rollback cannot undo it)
+    every tracked row. Ids that could not be deleted (database blocked, timeout) are kept for the next call."""
+    global _committed_ids
+    _writer.flush(timeout)
+    with _committed_lock:
+        ids, _committed_ids = _committed_ids or [], ([] if _committed_ids is not None else None)
+    if not ids:
+        return True
+
+    def delete() -> bool:
+        from system.models import LogEntry
+
+        LogEntry.objects.filter(pk__in=ids).delete()
+        return True
+
+    if _writer.call(delete, timeout) is True:
+        return True
+    with _committed_lock:
+        if _committed_ids is not None:
+            _committed_ids.extend(ids)
+    return False
 
 
 _writer = _Writer()
@@ -273,7 +354,7 @@ def store(row: dict) -> None:
             with transaction.atomic(savepoint=True):
                 LogEntry.objects.create(**row)
         else:
-            LogEntry.objects.create(**row)
+            _note_committed([LogEntry.objects.create(**row)])
 
 
 @contextlib.contextmanager
@@ -289,14 +370,27 @@ def _unrecorded(connection):
 
 
 class DatabaseLogHandler(logging.Handler):
-    """Stores records at or above ``LOG_DB_MIN_LEVEL`` as LogEntry rows. Never raises, never recurses."""
+    """Stores records at or above ``LOG_DB_MIN_LEVEL`` as LogEntry rows. Never raises, never recurses.
+
+    ``quiet_loggers``: loggers (with their children) whose records are stored only from WARNING, while the console
+    still shows their INFO lines (Celery beat's "Sending due task" every few seconds; LOGGING in settings)."""
+
+    def __init__(self, level: int | str = logging.NOTSET, quiet_loggers: tuple[str, ...] | list[str] = ()) -> None:
+        super().__init__(level)
+        self.quiet_loggers = tuple(quiet_loggers)
+        self._quiet_children = tuple(f"{name}." for name in self.quiet_loggers)
+
+    def _quiet(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING and (
+            record.name in self.quiet_loggers or record.name.startswith(self._quiet_children)
+        )
 
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(_local, "active", False) or record.name.startswith(_IGNORED_PREFIXES):
             return
         _local.active = True
         try:
-            if record.levelno < _min_level():
+            if record.levelno < _min_level() or self._quiet(record):
                 return
             store(record_to_row(record))
         except Exception:  # noqa: BLE001 - a log call must never break the caller
@@ -322,11 +416,11 @@ def frontend_log_create(
         return None
     return LogEntry.objects.create(
         level=level,
-        component=component[:COMPONENT_MAX],
-        message=message[:MESSAGE_MAX],
-        extra=extra,
-        url=url,
-        user_agent=user_agent[:500] if user_agent else None,
-        request_id=request_id[:64] if request_id else None,
+        component=clean_text(component)[:COMPONENT_MAX],
+        message=clean_text(message)[:MESSAGE_MAX],
+        extra=json_safe(extra) if extra is not None else None,  # NUL in a key or value: stored as U+FFFD
+        url=clean_text(url)[:2000] if url else None,
+        user_agent=clean_text(user_agent)[:500] if user_agent else None,
+        request_id=clean_text(request_id)[:64] if request_id else None,
         source=LogSource.FRONTEND,
     )

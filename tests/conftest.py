@@ -95,6 +95,8 @@ _configure_environment()
 
 from django.conf import settings as _settings  # noqa: E402
 
+from system import logging as _db_logging  # noqa: E402
+
 _settings.DATABASES  # noqa: B018 - load settings now, so pytest-django sets Django up in pytest_configure
 
 
@@ -116,6 +118,7 @@ def _apply_worker_key_prefix() -> None:
 
 
 _apply_worker_key_prefix()
+_db_logging.track_committed_rows()  # see the _no_committed_log_rows fixture
 # Password hashing at production strength costs ~1.7 s per user on this machine; tests need no such strength.
 _settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -163,6 +166,17 @@ def _isolated_state(settings, tmp_path):
 
     if "locmem" in settings.CACHES["default"]["BACKEND"]:
         cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_committed_log_rows():
+    """LogEntry rows committed behind the test's transaction (the log handler's background writer for async code,
+    other threads) are deleted after the test, so no later test sees them. No query unless such rows exist."""
+    if _db_logging.has_committed_rows():  # left by a thread after the previous test ended
+        _db_logging.discard_committed_rows()
+    yield
+    if _db_logging.has_committed_rows():
+        _db_logging.discard_committed_rows()
 
 
 @pytest.fixture

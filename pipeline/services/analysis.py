@@ -7,7 +7,7 @@
    trouble: it falls back to the rules verdict).
 5. One transaction: Event, EventDetection rows, EventAudit, batch ``done``; a unique-constraint race on
    ``Event.batch`` means another worker won, and its event is returned.
-6. After commit: ``event.created`` and ``alerts.evaluate_event`` (when registered); ``hsi_events_created_total`` counts the stored rows.
+6. After commit: ``event.created`` and ``alerts.evaluate_event`` (when registered).
 """
 
 from __future__ import annotations

@@ -7,12 +7,13 @@ import json
 import django_filters
 from django import forms
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from hsi.api.filters import CommaListField, InstantFilter, StrictFilterSet
 from hsi.api.pagination import envelope, offset_slice, parse_page
+from hsi.api.schema import page_parameters, page_response, query_parameters
 from hsi.api.views import ApiView
 from system import log_selectors as selectors
 from system.logging import frontend_log_create
@@ -53,12 +54,18 @@ class MinLevelFilter(django_filters.Filter):
         return qs.filter(level__in=selectors.levels_at_or_above(value)) if value else qs
 
 
+class IntegerFilter(django_filters.Filter):
+    """A whole number (``NumberFilter`` takes decimals: ``event_id=1.5`` would match nothing instead of 422)."""
+
+    field_class = forms.IntegerField
+
+
 class LogEntryFilter(StrictFilterSet):
     level = LevelListFilter(choices=selectors.LEVELS)
     min_level = MinLevelFilter(choices=LEVEL_CHOICES)
     component = django_filters.CharFilter(field_name="component", max_length=100)
     camera_id = django_filters.CharFilter(field_name="camera_id", max_length=64)
-    event_id = django_filters.NumberFilter(field_name="event_id", min_value=0, max_value=2**63 - 1)
+    event_id = IntegerFilter(field_name="event_id", min_value=0, max_value=2**63 - 1)
     request_id = django_filters.CharFilter(field_name="request_id", max_length=64)
     source = django_filters.ChoiceFilter(field_name="source", choices=LogSource.choices)
     search = django_filters.CharFilter(field_name="message", lookup_expr="icontains", max_length=SEARCH_MAX)
@@ -91,9 +98,25 @@ class FrontendLogSerializer(serializers.Serializer):
         return value
 
 
+_FRONTEND_CREATED = inline_serializer(
+    "FrontendLogCreated", {"id": serializers.IntegerField(), "status": serializers.CharField(default="created")}
+)
+_FRONTEND_IGNORED = inline_serializer(
+    "FrontendLogIgnored",
+    {"id": serializers.IntegerField(allow_null=True, default=None), "status": serializers.CharField(default="ignored")},
+)
+
+
 class LogListView(ApiView):
     @extend_schema(
-        summary="List application log entries", operation_id="logs_list", tags=["logs"], responses=OpenApiTypes.OBJECT
+        summary="List application log entries",
+        operation_id="logs_list",
+        tags=["logs"],
+        parameters=[
+            *query_parameters(LogEntryFilter),
+            *page_parameters(default=LIST_DEFAULT_LIMIT, maximum=LIST_MAX_LIMIT),
+        ],
+        responses=page_response(),
     )
     def get(self, request):
         entries = LogEntryFilter(request.query_params, queryset=selectors.log_entries()).qs
@@ -128,7 +151,14 @@ class FrontendLogView(ApiView):
         operation_id="logs_frontend_create",
         tags=["logs"],
         request=FrontendLogSerializer,
-        responses=OpenApiTypes.OBJECT,
+        responses={
+            201: OpenApiResponse(_FRONTEND_CREATED, description='Stored: `{"id": n, "status": "created"}`'),
+            202: OpenApiResponse(
+                _FRONTEND_IGNORED,
+                description="Accepted but not stored, the level being below `LOG_DB_MIN_LEVEL` (CONTRACT §10): "
+                '`{"id": null, "status": "ignored"}`',
+            ),
+        },
     )
     def post(self, request):
         serializer = FrontendLogSerializer(data=self.body())

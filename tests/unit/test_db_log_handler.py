@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import threading
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 
 from hsi.middleware import current_request_id
 from system import logging as db_logging
@@ -81,6 +82,18 @@ def test_records_below_the_minimum_level_and_database_records_are_not_stored(set
 
 
 @pytest.mark.django_db
+def test_celery_beats_per_tick_lines_are_not_stored_but_its_warnings_are(caplog):
+    beat = logging.getLogger("celery.beat")
+
+    with caplog.at_level(logging.INFO, logger="celery.beat"):
+        beat.info("Scheduler: Sending due task system.heartbeat (system.heartbeat)")
+        beat.warning("beat: lost the schedule file")
+
+    assert [r.levelname for r in caplog.records] == ["INFO", "WARNING"]  # both still reach the console
+    assert [entry.message for entry in rows("celery.beat")] == ["beat: lost the schedule file"]
+
+
+@pytest.mark.django_db
 def test_a_failing_log_write_does_not_break_the_callers_transaction():
     with connection.cursor() as cursor:  # a real refusal by the database (undone with the test's transaction)
         cursor.execute("ALTER TABLE system_logentry ADD CONSTRAINT refuse_boom CHECK (message <> 'boom')")
@@ -145,3 +158,27 @@ def test_the_log_write_is_not_counted_as_one_of_the_callers_queries(django_asser
         log.warning("a warning on the way")
 
     assert [entry.message for entry in rows()] == ["a warning on the way"]
+
+
+@pytest.mark.django_db
+def test_rows_committed_behind_the_test_transaction_are_deleted_after_the_test():
+    # Async code's rows (the background writer) and another thread's commit on their own connection: the test's
+    # rollback would not undo them, so the conftest fixture discards them (no later test must see them).
+    async def from_async_code():
+        log.warning("from async code")
+
+    def from_a_thread():
+        log.warning("from a thread")
+        connections.close_all()
+
+    asyncio.run(from_async_code())
+    thread = threading.Thread(target=from_a_thread)
+    thread.start()
+    thread.join()
+    assert db_logging.flush(timeout=5)
+    assert sorted(entry.message for entry in rows()) == ["from a thread", "from async code"]
+    assert db_logging.has_committed_rows()
+
+    assert db_logging.discard_committed_rows()
+
+    assert rows() == [] and not db_logging.has_committed_rows()
