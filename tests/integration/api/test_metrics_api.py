@@ -132,6 +132,9 @@ def totals(family) -> dict[tuple[str, ...], float]:
     }
 
 
+STORED = {("accepted",), ("invalid",)}
+
+
 def test_stored_totals_count_the_rows_whatever_process_stored_them(client):
     # Rows as the workers of other processes store them
     camera = CameraFactory()
@@ -153,7 +156,8 @@ def test_stored_totals_count_the_rows_whatever_process_stored_them(client):
 
     families = scrape(client)
 
-    assert totals(families["hsi_files_ingested"]) == {("accepted",): 3, ("invalid",): 1}
+    stored_results = {key: value for key, value in totals(families["hsi_files_ingested"]).items() if key in STORED}
+    assert stored_results == {("accepted",): 3, ("invalid",): 1}  # duplicates etc. are this process's counters
     assert totals(families["hsi_detections"]) == {("person",): 2, ("car",): 1}
     assert totals(families["hsi_batches_closed"]) == {("idle",): 1, ("fast_path",): 1}
     assert totals(families["hsi_events_created"]) == {("llm", "high"): 1, ("rules", "high"): 1, ("fallback", "none"): 1}
