@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from hsi.api.filters import CommaListField, InstantFilter, StrictFilterSet
-from hsi.api.pagination import envelope, offset_slice, parse_page
+from hsi.api.pagination import offset_page, parse_page
 from hsi.api.schema import page_parameters, page_response, query_parameters
 from hsi.api.views import ApiView
 from system import log_selectors as selectors
@@ -121,9 +121,7 @@ class LogListView(ApiView):
     def get(self, request):
         entries = LogEntryFilter(request.query_params, queryset=selectors.log_entries()).qs
         page = parse_page(request, default=LIST_DEFAULT_LIMIT, maximum=LIST_MAX_LIMIT)
-        rows, has_more = offset_slice(entries, page)
-        items = [selectors.log_entry_json(entry) for entry in rows]
-        return Response(envelope(items, total=entries.count(), page=page, has_more=has_more))
+        return Response(offset_page(entries, page, selectors.log_entry_json))
 
 
 class LogStatsView(ApiView):
