@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +43,8 @@ EMBEDDED_DETECTORS = ("opencv", "onnx")
 CHECK_NAMES = ("database", "redis", "channel_layer", "broker", "detector", "llm", "watcher", "scheduler", "workers")
 
 _lock = threading.Lock()
+_redis_lock = threading.Lock()
+_redis_clients: dict[tuple[int, str], object] = {}
 _probe_cache: dict[tuple, tuple[float, bool]] = {}
 
 
@@ -82,10 +85,20 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}"
 
 
-def _redis_ping(url: str) -> None:
-    from system.status import _redis
+def redis_client(url: str):
+    """One pooled client per URL and process, with 1 s timeouts (health checks and queue depths)."""
+    import redis
 
-    _redis(url).ping()  # one pooled client per URL and process, 1 s timeouts
+    key = (os.getpid(), url)
+    with _redis_lock:
+        client = _redis_clients.get(key)
+        if client is None:
+            client = _redis_clients[key] = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        return client
+
+
+def _redis_ping(url: str) -> None:
+    redis_client(url).ping()
 
 
 def probe_cached(key: tuple, probe: Callable[[], bool], *, refresh: bool = True) -> bool | None:

@@ -327,20 +327,6 @@ def storage_usage(now=None) -> dict:
 OPEN_BATCH_ITEMS = 100
 
 
-def _default_queue_depth() -> int:
-    """Tasks waiting in the broker's ``default`` queue (the status snapshot counts only the pipeline queues)."""
-    from system.status import KOMBU_PRIORITY_SUFFIXES, _redis
-
-    url = settings.CELERY_BROKER_URL
-    if settings.CELERY_TASK_ALWAYS_EAGER or not url or not url.startswith(("redis://", "rediss://", "unix://")):
-        return 0
-    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
-    pipe = _redis(url).pipeline(transaction=False)
-    for suffix in KOMBU_PRIORITY_SUFFIXES:
-        pipe.llen(f"{prefix}{settings.CELERY_TASK_DEFAULT_QUEUE}{suffix}")
-    return int(sum(pipe.execute()))
-
-
 def pipeline_overview(now=None) -> dict:
     """``/api/system/pipeline``: watchers (heartbeats), broker queues, batches, DLQ, deliveries, backends."""
     from django.db.models import Count
@@ -365,7 +351,7 @@ def pipeline_overview(now=None) -> dict:
         for beat in beats
     ]
     try:
-        depths = {**broker_queue_depths(), "default": _default_queue_depth()}
+        depths = broker_queue_depths(with_default=True)
     except Exception:  # noqa: BLE001 - the broker is down: nothing known to wait
         depths = {}
     queues = {queue: int(depths.get(queue, 0)) for queue in (*BROKER_QUEUES, "default")}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 
@@ -46,19 +45,7 @@ HEARTBEAT_SERVICE_STATUS = {"ok": "healthy", "degraded": "degraded", "error": "u
 _lock = threading.Lock()
 _gpu_cache: tuple[float, dict | None] | None = None
 _snapshot_cache: tuple[float, dict] | None = None
-_redis_clients: dict[tuple[int, str], object] = {}
 _last_service_status: dict[str, str] = {}
-
-
-def _redis(url: str):
-    import redis
-
-    key = (os.getpid(), url)
-    with _lock:
-        client = _redis_clients.get(key)
-        if client is None:
-            client = _redis_clients[key] = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-        return client
 
 
 def _camera_counts() -> dict:
@@ -69,19 +56,23 @@ def _camera_counts() -> dict:
     return {"total": sum(int(n) for n in by_status.values()), **counts}
 
 
-def broker_queue_depths() -> dict[str, int]:
-    """Tasks waiting in the broker per queue; 0 each in eager mode or with a non-Redis broker."""
+def broker_queue_depths(*, with_default: bool = False) -> dict[str, int]:
+    """Tasks waiting in the broker per pipeline queue (plus ``default``, Celery's default queue, when asked);
+    0 each in eager mode or with a non-Redis broker."""
+    queues = {queue: queue for queue in BROKER_QUEUES}
+    if with_default:
+        queues["default"] = settings.CELERY_TASK_DEFAULT_QUEUE
     url = settings.CELERY_BROKER_URL
     if settings.CELERY_TASK_ALWAYS_EAGER or not url or not url.startswith(("redis://", "rediss://", "unix://")):
-        return dict.fromkeys(BROKER_QUEUES, 0)
+        return dict.fromkeys(queues, 0)
     prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
-    pipe = _redis(url).pipeline(transaction=False)
-    for queue in BROKER_QUEUES:
+    pipe = health_checks.redis_client(url).pipeline(transaction=False)
+    for queue in queues.values():
         for suffix in KOMBU_PRIORITY_SUFFIXES:
             pipe.llen(f"{prefix}{queue}{suffix}")
     lengths = pipe.execute()
     step = len(KOMBU_PRIORITY_SUFFIXES)
-    return {queue: int(sum(lengths[i * step : (i + 1) * step])) for i, queue in enumerate(BROKER_QUEUES)}
+    return {label: int(sum(lengths[i * step : (i + 1) * step])) for i, label in enumerate(queues)}
 
 
 def _database_counts() -> tuple[dict, int, int]:

@@ -185,10 +185,9 @@ class ScrapeCollector:
         )
 
     def _queue_depth(self):
-        from system.selectors import _default_queue_depth
         from system.status import broker_queue_depths
 
-        depths = {**broker_queue_depths(), "default": _default_queue_depth()}
+        depths = broker_queue_depths(with_default=True)
         yield _gauge("hsi_queue_depth", "Tasks waiting in the broker, by queue (0 in eager mode)", "queue", depths)
 
     def _dlq(self):
